@@ -1,0 +1,117 @@
+//! The `weir` command line: argument parsing, logging set-up and dispatch.
+
+mod plugin_check;
+mod plugin_run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plugins::{CompileCache, PluginEngine, PluginLoader};
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when some events failed (each one reported on stderr).
+pub const EXIT_EVENTS_FAILED: u8 = 1;
+/// Exit code when nothing could be done: bad arguments, a plugin that does not load or init.
+pub const EXIT_UNUSABLE: u8 = 2;
+
+/// Weir: a stream-processor host whose stage logic runs in sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and try plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Check that a file is a plugin: its world, exports, imports, size and compile time.
+    ///
+    /// Exits 0 for a valid plugin, 2 with one line naming the file and the cause otherwise.
+    Check(plugin_check::CheckArgs),
+    /// Run a plugin over JSON lines and print what it emits.
+    ///
+    /// Reads one event payload per line (or an envelope with --envelope), feeds them to the
+    /// plugin in batches, prints outputs as JSON lines on stdout, and reports each failed
+    /// event on stderr as one JSON line, then a summary line. Exit code: 0 when every event
+    /// was handled, 1 when some failed, 2 when the plugin could not be used at all.
+    Run(plugin_run::RunArgs),
+}
+
+/// Where compiled plugins are cached.
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Directory of the compile cache [default: $WEIR_CACHE_DIR, else ~/.cache/weir/components].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every time; read and write no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn loader(&self) -> Result<PluginLoader, String> {
+        let engine = PluginEngine::new().map_err(|e| e.to_string())?;
+        let cache = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(CompileCache::default_dir)
+                .map(CompileCache::new)
+        };
+        Ok(PluginLoader::new(engine, cache))
+    }
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let code = match cli.command {
+        Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
+        Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Prints one error line for the user and returns the "unusable" exit code.
+fn fail(message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    EXIT_UNUSABLE
+}

@@ -1,0 +1,137 @@
+//! Conversions between JSON and the MessagePack payloads used inside Weir.
+//!
+//! JSON objects keep their key order. MessagePack values with no JSON form are mapped the
+//! obvious way: binary strings become arrays of byte values, non-string map keys become
+//! their JSON text, extension values are refused.
+
+use rmpv::Value as Msgpack;
+use serde_json::Value as Json;
+
+/// A payload that cannot be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The bytes are not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The bytes are not one complete MessagePack value.
+    #[error("invalid MessagePack: {0}")]
+    Msgpack(String),
+    /// A MessagePack value has no JSON form.
+    #[error("MessagePack extension type {0} has no JSON form")]
+    Extension(i8),
+}
+
+/// Parses JSON text into a MessagePack payload.
+///
+/// # Errors
+/// [`FormatError::Json`] for text that is not one JSON value.
+pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let value: Json = serde_json::from_slice(text)?;
+    Ok(json_value_to_msgpack(&value))
+}
+
+/// Encodes a JSON value as MessagePack.
+pub fn json_value_to_msgpack(value: &Json) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    // Writing into a Vec cannot fail.
+    let _ = rmpv::encode::write_value(&mut out, &to_msgpack(value));
+    out
+}
+
+fn to_msgpack(value: &Json) -> Msgpack {
+    match value {
+        Json::Null => Msgpack::Nil,
+        Json::Bool(b) => Msgpack::Boolean(*b),
+        Json::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Msgpack::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Msgpack::from(i)
+            } else {
+                Msgpack::F64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Msgpack::from(s.as_str()),
+        Json::Array(items) => Msgpack::Array(items.iter().map(to_msgpack).collect()),
+        Json::Object(map) => Msgpack::Map(
+            map.iter()
+                .map(|(k, v)| (Msgpack::from(k.as_str()), to_msgpack(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Decodes a MessagePack payload into a JSON value.
+///
+/// # Errors
+/// [`FormatError::Msgpack`] for bytes that are not exactly one MessagePack value;
+/// [`FormatError::Extension`] for extension types.
+pub fn msgpack_to_json(mut bytes: &[u8]) -> Result<Json, FormatError> {
+    let value = rmpv::decode::read_value(&mut bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
+    if !bytes.is_empty() {
+        return Err(FormatError::Msgpack(format!("{} bytes after the value", bytes.len())));
+    }
+    to_json(value)
+}
+
+fn to_json(value: Msgpack) -> Result<Json, FormatError> {
+    Ok(match value {
+        Msgpack::Nil => Json::Null,
+        Msgpack::Boolean(b) => Json::Bool(b),
+        Msgpack::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => Json::from(u),
+            (None, Some(s)) => Json::from(s),
+            (None, None) => Json::Null,
+        },
+        Msgpack::F32(f) => float(f64::from(f)),
+        Msgpack::F64(f) => float(f),
+        Msgpack::String(s) => Json::String(match s.into_str() {
+            Some(s) => s,
+            None => return Err(FormatError::Msgpack("a string is not UTF-8".into())),
+        }),
+        Msgpack::Binary(bytes) => Json::Array(bytes.into_iter().map(Json::from).collect()),
+        Msgpack::Array(items) => Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Msgpack::Map(entries) => {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = match k {
+                    Msgpack::String(s) => s.into_str().unwrap_or_default(),
+                    other => to_json(other)?.to_string(),
+                };
+                map.insert(key, to_json(v)?);
+            }
+            Json::Object(map)
+        }
+        Msgpack::Ext(kind, _) => return Err(FormatError::Extension(kind)),
+    })
+}
+
+/// JSON has no NaN or infinity; like most encoders, write them as null.
+fn float(f: f64) -> Json {
+    serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_msgpack_keeping_key_order() {
+        let text = br#"{"b":1,"a":[-2,3.5,"x",null,true],"c":{"d":18446744073709551615}}"#;
+        let packed = json_to_msgpack(text).unwrap();
+        let back = msgpack_to_json(&packed).unwrap();
+        assert_eq!(back.to_string(), String::from_utf8_lossy(text));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut packed = json_to_msgpack(b"1").unwrap();
+        packed.push(0xc0);
+        assert!(matches!(msgpack_to_json(&packed), Err(FormatError::Msgpack(_))));
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        assert!(matches!(json_to_msgpack(b"{\"a\":"), Err(FormatError::Json(_))));
+    }
+}
