@@ -20,7 +20,7 @@ for manifest in "$ROOT"/plugins/rust/*/Cargo.toml "$ROOT"/plugins/rust/testing/*
     artifact="$built/${name//-/_}.wasm"
     if [ ! -f "$PLUGIN_OUT/$name.wasm" ] || ! cmp -s "$artifact" "$PLUGIN_OUT/$name.wasm"; then
         cp "$artifact" "$PLUGIN_OUT/$name.wasm"
-        say "built target/plugins/$name.wasm"
+        say "built $PLUGIN_OUT/$name.wasm"
     fi
 done
 
