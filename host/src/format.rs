@@ -67,9 +67,13 @@ fn to_msgpack(value: &Json) -> Msgpack {
 /// [`FormatError::Msgpack`] for bytes that are not exactly one MessagePack value;
 /// [`FormatError::Extension`] for extension types.
 pub fn msgpack_to_json(mut bytes: &[u8]) -> Result<Json, FormatError> {
-    let value = rmpv::decode::read_value(&mut bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
+    let value =
+        rmpv::decode::read_value(&mut bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
     if !bytes.is_empty() {
-        return Err(FormatError::Msgpack(format!("{} bytes after the value", bytes.len())));
+        return Err(FormatError::Msgpack(format!(
+            "{} bytes after the value",
+            bytes.len()
+        )));
     }
     to_json(value)
 }
@@ -90,7 +94,9 @@ fn to_json(value: Msgpack) -> Result<Json, FormatError> {
             None => return Err(FormatError::Msgpack("a string is not UTF-8".into())),
         }),
         Msgpack::Binary(bytes) => Json::Array(bytes.into_iter().map(Json::from).collect()),
-        Msgpack::Array(items) => Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Msgpack::Array(items) => {
+            Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Msgpack::Map(entries) => {
             let mut map = serde_json::Map::with_capacity(entries.len());
             for (k, v) in entries {
@@ -127,11 +133,17 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut packed = json_to_msgpack(b"1").unwrap();
         packed.push(0xc0);
-        assert!(matches!(msgpack_to_json(&packed), Err(FormatError::Msgpack(_))));
+        assert!(matches!(
+            msgpack_to_json(&packed),
+            Err(FormatError::Msgpack(_))
+        ));
     }
 
     #[test]
     fn malformed_json_is_an_error() {
-        assert!(matches!(json_to_msgpack(b"{\"a\":"), Err(FormatError::Json(_))));
+        assert!(matches!(
+            json_to_msgpack(b"{\"a\":"),
+            Err(FormatError::Json(_))
+        ));
     }
 }

@@ -132,7 +132,10 @@ pub fn add<A: Aggregator>(
         for (event, &target) in batch.events().zip(&targets) {
             let t = target as usize;
             let Some(bytes) = raw.get(t) else {
-                return Err(Error::internal(format!("event targets accumulator {t} of {}", raw.len())));
+                return Err(Error::internal(format!(
+                    "event targets accumulator {t} of {}",
+                    raw.len()
+                )));
             };
             if decoded[t].is_none() {
                 decoded[t] = Some(decode(bytes)?);

@@ -32,7 +32,9 @@ impl Config {
         match serde_json::from_str(text) {
             Ok(Value::Object(values)) => Ok(Self { values }),
             Ok(_) => Err(Error::invalid_config("configuration is not a JSON object")),
-            Err(e) => Err(Error::invalid_config(format!("configuration is not valid JSON: {e}"))),
+            Err(e) => Err(Error::invalid_config(format!(
+                "configuration is not valid JSON: {e}"
+            ))),
         }
     }
 

@@ -39,7 +39,10 @@ impl<'a> Batch<'a> {
     /// The events in order.
     pub fn events(&self) -> impl ExactSizeIterator<Item = Event<'a>> + 'a {
         let inner = self.inner;
-        (0..self.len()).map(move |index| Event { batch: inner, index })
+        (0..self.len()).map(move |index| Event {
+            batch: inner,
+            index,
+        })
     }
 
     /// The contract's record, for batch-level code that works on columns directly.

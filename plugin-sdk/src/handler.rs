@@ -119,11 +119,18 @@ impl Outcomes {
     }
 
     fn finish(self, batch: &Batch<'_>) -> WitOutcomes {
-        let key = |s: u32| batch.get(s as usize).and_then(|e| e.key()).map(<[u8]>::to_vec);
+        let key = |s: u32| {
+            batch
+                .get(s as usize)
+                .and_then(|e| e.key())
+                .map(<[u8]>::to_vec)
+        };
         let time = |s: u32| batch.get(s as usize).map_or(0, |e| e.time());
         let headers = |s: u32| {
             batch.get(s as usize).map_or_else(Vec::new, |e| {
-                e.headers().map(|(n, v)| (n.to_owned(), v.to_vec())).collect()
+                e.headers()
+                    .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                    .collect()
             })
         };
         WitOutcomes {

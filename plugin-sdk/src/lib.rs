@@ -46,13 +46,13 @@ pub mod pattern;
 
 pub use aggregator::Aggregator;
 pub use config::Config;
-/// A configuration value, as [`Config::get`] returns it.
-pub use serde_json::Value as ConfigValue;
 pub use error::{Error, ErrorCode};
 pub use event::{Batch, Event};
 pub use handler::{Emit, Handler, Outcomes};
 pub use output::Output;
 pub use pattern::{Matches, Pattern};
+/// A configuration value, as [`Config::get`] returns it.
+pub use serde_json::Value as ConfigValue;
 
 /// Exports a [`Handler`] as the plugin's `handler` world. Use once per plugin crate.
 #[macro_export]

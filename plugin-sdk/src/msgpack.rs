@@ -157,7 +157,10 @@ pub fn read(buf: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
         0xc7 => ext(1, None)?,
         0xc8 => ext(2, None)?,
         0xc9 => ext(4, None)?,
-        0xca => (Value::Float(f64::from(f32::from_bits(be(buf, 1, 4)? as u32))), 5),
+        0xca => (
+            Value::Float(f64::from(f32::from_bits(be(buf, 1, 4)? as u32))),
+            5,
+        ),
         0xcb => (Value::Float(f64::from_bits(be(buf, 1, 8)?)), 9),
         0xcc => (Value::UInt(be(buf, 1, 1)?), 2),
         0xcd => (Value::UInt(be(buf, 1, 2)?), 3),
@@ -177,11 +180,23 @@ pub fn read(buf: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
         0xdb => bytes(4).map(|(b, n)| (Value::Str(b), n))?,
         0xdc | 0xdd => {
             let (len, n) = container(if marker == 0xdc { 2 } else { 4 })?;
-            (Value::Array { len, items: &buf[n..] }, n)
+            (
+                Value::Array {
+                    len,
+                    items: &buf[n..],
+                },
+                n,
+            )
         }
         0xde | 0xdf => {
             let (len, n) = container(if marker == 0xde { 2 } else { 4 })?;
-            (Value::Map { len, entries: &buf[n..] }, n)
+            (
+                Value::Map {
+                    len,
+                    entries: &buf[n..],
+                },
+                n,
+            )
         }
         0xe0..=0xff => (Value::Int(i64::from(marker as i8)), 1),
     })
@@ -190,7 +205,11 @@ pub fn read(buf: &[u8]) -> Result<(Value<'_>, usize), DecodeError> {
 /// Signed integers that are not negative are reported as [`Value::UInt`], so that one
 /// number has one representation whatever width the writer chose.
 fn int(i: i64) -> Value<'static> {
-    if i >= 0 { Value::UInt(i as u64) } else { Value::Int(i) }
+    if i >= 0 {
+        Value::UInt(i as u64)
+    } else {
+        Value::Int(i)
+    }
 }
 
 /// The encoded length of the whole value at the start of `buf`, containers included.
@@ -440,7 +459,10 @@ mod tests {
         let b = sample();
         assert_eq!(lookup(&b, "id").unwrap(), Some(Value::UInt(7)));
         assert_eq!(lookup(&b, "user.score").unwrap(), Some(Value::Float(-3.5)));
-        assert_eq!(lookup(&b, "user.name").unwrap().and_then(|v| v.as_str()), Some("ann"));
+        assert_eq!(
+            lookup(&b, "user.name").unwrap().and_then(|v| v.as_str()),
+            Some("ann")
+        );
         assert_eq!(lookup(&b, "big").unwrap(), Some(Value::UInt(300)));
         assert_eq!(lookup(&b, "missing").unwrap(), None);
         assert_eq!(lookup(&b, "id.deeper").unwrap(), None);
@@ -452,7 +474,10 @@ mod tests {
         write_array_len(&mut b, 0);
         assert_eq!(lookup(&b, "a"), Err(DecodeError::NotAMap));
         let full = sample();
-        assert_eq!(lookup(&full[..full.len() - 3], "big"), Err(DecodeError::Truncated));
+        assert_eq!(
+            lookup(&full[..full.len() - 3], "big"),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(lookup(&[0xc1], "a"), Err(DecodeError::Reserved));
     }
 
@@ -464,7 +489,26 @@ mod tests {
 
     #[test]
     fn integers_round_trip_at_every_width() {
-        for v in [0i64, 1, 127, 128, 255, 256, 65535, 65536, 1 << 40, -1, -32, -33, -128, -129, -32768, -32769, i64::MIN, i64::MAX] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            1 << 40,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i64::MIN,
+            i64::MAX,
+        ] {
             let mut b = Vec::new();
             write_int(&mut b, v);
             let (value, n) = read(&b).unwrap();
@@ -479,10 +523,16 @@ mod tests {
         let mut v = Vec::new();
         write_str(&mut v, "new");
         let replaced = set_field(&b, "id", &v).unwrap();
-        assert_eq!(lookup(&replaced, "id").unwrap().and_then(|v| v.as_str()), Some("new"));
+        assert_eq!(
+            lookup(&replaced, "id").unwrap().and_then(|v| v.as_str()),
+            Some("new")
+        );
         assert_eq!(lookup(&replaced, "big").unwrap(), Some(Value::UInt(300)));
         let appended = set_field(&b, "extra", &v).unwrap();
-        assert_eq!(lookup(&appended, "extra").unwrap().and_then(|v| v.as_str()), Some("new"));
+        assert_eq!(
+            lookup(&appended, "extra").unwrap().and_then(|v| v.as_str()),
+            Some("new")
+        );
         assert_eq!(skip(&appended).unwrap(), appended.len());
     }
 }

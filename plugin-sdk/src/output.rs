@@ -155,9 +155,15 @@ impl EmittedBuilder {
             for headers in all {
                 for (name, value) in headers {
                     batch.header_names.data.extend_from_slice(name.as_bytes());
-                    batch.header_names.ends.push(end(batch.header_names.data.len()));
+                    batch
+                        .header_names
+                        .ends
+                        .push(end(batch.header_names.data.len()));
                     batch.header_values.data.extend_from_slice(&value);
-                    batch.header_values.ends.push(end(batch.header_values.data.len()));
+                    batch
+                        .header_values
+                        .ends
+                        .push(end(batch.header_values.data.len()));
                     count += 1;
                 }
                 batch.header_ends.push(end(count));

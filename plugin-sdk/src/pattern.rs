@@ -177,7 +177,12 @@ pub fn process<P: Pattern>(
         for (i, &t) in targets.iter().enumerate().take(batch.len()) {
             match by_state.get_mut(t as usize) {
                 Some(list) => list.push(i),
-                None => return Err(Error::internal(format!("event targets state {t} of {}", states.len()))),
+                None => {
+                    return Err(Error::internal(format!(
+                        "event targets state {t} of {}",
+                        states.len()
+                    )));
+                }
             }
         }
         let mut emitted = EmittedBuilder::default();

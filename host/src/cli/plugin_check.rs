@@ -47,7 +47,11 @@ pub(super) fn run(args: &CheckArgs) -> u8 {
         println!("{report}");
     } else {
         println!("file:    {}", plugin.path().display());
-        println!("world:   {} ({})", plugin.kind(), plugin.kind().export_name());
+        println!(
+            "world:   {} ({})",
+            plugin.kind(),
+            plugin.kind().export_name()
+        );
         println!("version: {}", plugin.version());
         println!("exports: {}", plugin.exports().join(", "));
         println!("imports: {}", plugin.imports().join(", "));

@@ -19,8 +19,8 @@ use super::{CacheArgs, EXIT_EVENTS_FAILED, EXIT_OK, fail};
 use crate::event::{Event, Header};
 use crate::format::{json_value_to_msgpack, msgpack_to_json};
 use crate::plugins::{
-    AggregatorInstance, CallError, LoadedPlugin, PatternInstance, PluginKind, PluginLimits,
-    StateContext, SupervisedHandler, MAX_MEMORY_LIMIT_BYTES,
+    AggregatorInstance, CallError, LoadedPlugin, MAX_MEMORY_LIMIT_BYTES, PatternInstance,
+    PluginKind, PluginLimits, StateContext, SupervisedHandler,
 };
 
 /// Arguments of `weir plugin run`.
@@ -166,7 +166,11 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         "counters": Map::from_iter(plugin.counters().into_iter().map(|(k, v)| (k, Value::from(v)))),
     }});
     eprintln!("{summary}");
-    if tally.failed > 0 { EXIT_EVENTS_FAILED } else { EXIT_OK }
+    if tally.failed > 0 {
+        EXIT_EVENTS_FAILED
+    } else {
+        EXIT_OK
+    }
 }
 
 fn build_config(args: &RunArgs) -> Result<String, String> {
@@ -210,21 +214,28 @@ fn parse_event(line: &str, envelope: bool) -> Result<Event, String> {
     };
     let time = match map.remove("time") {
         None => now_ms(),
-        Some(v) => v.as_i64().ok_or("envelope \"time\" must be whole milliseconds")?,
+        Some(v) => v
+            .as_i64()
+            .ok_or("envelope \"time\" must be whole milliseconds")?,
     };
     let headers = match map.remove("headers") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(h)) => h
             .into_iter()
             .map(|(name, v)| match v {
-                Value::String(s) => Ok(Header { name, value: Bytes::from(s) }),
+                Value::String(s) => Ok(Header {
+                    name,
+                    value: Bytes::from(s),
+                }),
                 other => Err(format!("header \"{name}\" must be a string, not {other}")),
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("envelope \"headers\" must be an object of strings".into()),
     };
     if let Some(extra) = map.keys().next() {
-        return Err(format!("envelope has unknown key \"{extra}\" (expected payload, key, time, headers)"));
+        return Err(format!(
+            "envelope has unknown key \"{extra}\" (expected payload, key, time, headers)"
+        ));
     }
     Ok(Event {
         key,
@@ -261,7 +272,12 @@ impl<W: Write> Printer<W> {
             let headers: Map<String, Value> = event
                 .headers
                 .iter()
-                .map(|h| (h.name.clone(), Value::String(String::from_utf8_lossy(&h.value).into_owned())))
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        Value::String(String::from_utf8_lossy(&h.value).into_owned()),
+                    )
+                })
                 .collect();
             json!({
                 "key": event.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
@@ -287,16 +303,19 @@ impl Runner {
     fn new(plugin: &Arc<LoadedPlugin>, limits: PluginLimits, config: &str) -> Result<Self, String> {
         Ok(match plugin.kind() {
             PluginKind::Handler => Self::Handler(
-                SupervisedHandler::new(plugin.clone(), limits, config.to_owned()).map_err(|e| e.to_string())?,
+                SupervisedHandler::new(plugin.clone(), limits, config.to_owned())
+                    .map_err(|e| e.to_string())?,
             ),
             PluginKind::Aggregator => Self::Aggregator(AggregatorRun {
-                instance: AggregatorInstance::new(plugin, limits, config).map_err(|e| e.to_string())?,
+                instance: AggregatorInstance::new(plugin, limits, config)
+                    .map_err(|e| e.to_string())?,
                 keys: Vec::new(),
                 index: HashMap::new(),
                 accumulators: Vec::new(),
             }),
             PluginKind::Pattern => Self::Pattern(PatternRun {
-                instance: PatternInstance::new(plugin, limits, config).map_err(|e| e.to_string())?,
+                instance: PatternInstance::new(plugin, limits, config)
+                    .map_err(|e| e.to_string())?,
                 keys: Vec::new(),
                 index: HashMap::new(),
                 states: Vec::new(),
@@ -397,7 +416,8 @@ impl AggregatorRun {
         for event in events {
             let g = group(&mut self.keys, &mut self.index, &event.key);
             if g == self.accumulators.len() {
-                self.accumulators.push(self.instance.create().map_err(|e| e.to_string())?);
+                self.accumulators
+                    .push(self.instance.create().map_err(|e| e.to_string())?);
             }
             let t = *local.entry(g).or_insert_with(|| {
                 touched.push(g);
@@ -405,16 +425,29 @@ impl AggregatorRun {
             });
             targets.push(t);
         }
-        let accs: Vec<Vec<u8>> = touched.iter().map(|&g| self.accumulators[g].clone()).collect();
-        let folded = self.instance.add(&accs, events, &targets).map_err(|e| e.to_string())?;
+        let accs: Vec<Vec<u8>> = touched
+            .iter()
+            .map(|&g| self.accumulators[g].clone())
+            .collect();
+        let folded = self
+            .instance
+            .add(&accs, events, &targets)
+            .map_err(|e| e.to_string())?;
         for (&g, acc) in touched.iter().zip(folded.accumulators) {
             self.accumulators[g] = acc;
         }
-        Ok(folded.failures.into_iter().map(|f| (f.index, f.error)).collect())
+        Ok(folded
+            .failures
+            .into_iter()
+            .map(|f| (f.index, f.error))
+            .collect())
     }
 
     fn finish(&mut self) -> Result<Vec<Event>, String> {
-        let results = self.instance.finish(&self.accumulators).map_err(|e| e.to_string())?;
+        let results = self
+            .instance
+            .finish(&self.accumulators)
+            .map_err(|e| e.to_string())?;
         Ok(results
             .into_iter()
             .zip(&self.keys)
@@ -443,7 +476,10 @@ struct PatternRun {
 }
 
 impl PatternRun {
-    fn process(&mut self, events: &[Event]) -> Result<(Vec<Event>, Vec<(usize, CallError)>), String> {
+    fn process(
+        &mut self,
+        events: &[Event],
+    ) -> Result<(Vec<Event>, Vec<(usize, CallError)>), String> {
         let mut matches = self.fire(self.watermark)?;
         let mut local: HashMap<usize, u32> = HashMap::new();
         let mut touched: Vec<usize> = Vec::new();
@@ -452,7 +488,8 @@ impl PatternRun {
         for event in events {
             let g = group(&mut self.keys, &mut self.index, &event.key);
             if g == self.states.len() {
-                self.states.push(self.instance.create().map_err(|e| e.to_string())?);
+                self.states
+                    .push(self.instance.create().map_err(|e| e.to_string())?);
                 self.timers.push(None);
             }
             let t = *local.entry(g).or_insert_with(|| {
@@ -468,14 +505,26 @@ impl PatternRun {
         let keys: Vec<Option<Bytes>> = touched.iter().map(|&g| self.keys[g].clone()).collect();
         let progress = self
             .instance
-            .process(&states, &StateContext { keys: &keys, times: &times }, events, &targets)
+            .process(
+                &states,
+                &StateContext {
+                    keys: &keys,
+                    times: &times,
+                },
+                events,
+                &targets,
+            )
             .map_err(|e| e.to_string())?;
         for ((&g, state), timer) in touched.iter().zip(progress.states).zip(progress.timers) {
             self.states[g] = state;
             self.timers[g] = timer;
         }
         matches.extend(progress.matches.into_iter().map(|m| m.event));
-        let failures = progress.failures.into_iter().map(|f| (f.index, f.error)).collect();
+        let failures = progress
+            .failures
+            .into_iter()
+            .map(|f| (f.index, f.error))
+            .collect();
         Ok((matches, failures))
     }
 
@@ -492,7 +541,14 @@ impl PatternRun {
         let times = vec![now; due.len()];
         let progress = self
             .instance
-            .on_timer(&states, &StateContext { keys: &keys, times: &times }, now)
+            .on_timer(
+                &states,
+                &StateContext {
+                    keys: &keys,
+                    times: &times,
+                },
+                now,
+            )
             .map_err(|e| e.to_string())?;
         for ((&g, state), timer) in due.iter().zip(progress.states).zip(progress.timers) {
             self.states[g] = state;
@@ -505,7 +561,9 @@ impl PatternRun {
     fn drain(&mut self) -> Result<Vec<Event>, String> {
         let mut matches = Vec::new();
         for _ in 0..MAX_FINAL_TIMER_ROUNDS {
-            let Some(next) = self.timers.iter().flatten().min().copied() else { break };
+            let Some(next) = self.timers.iter().flatten().min().copied() else {
+                break;
+            };
             matches.extend(self.fire(next.max(self.watermark))?);
             self.watermark = self.watermark.max(next);
         }

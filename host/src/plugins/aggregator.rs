@@ -36,13 +36,21 @@ impl AggregatorInstance {
     /// # Errors
     /// A [`CallError`] when the plugin is not an aggregator, faults while starting, or
     /// rejects the configuration.
-    pub fn new(plugin: &LoadedPlugin, limits: PluginLimits, config: &str) -> Result<Self, CallError> {
+    pub fn new(
+        plugin: &LoadedPlugin,
+        limits: PluginLimits,
+        config: &str,
+    ) -> Result<Self, CallError> {
         let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
         let WorldPre::Aggregator(pre) = &plugin.pre else {
             return Err(core.fault(
                 "instantiate",
                 Fault::Contract {
-                    reason: format!("is a {} plugin, not an {}", plugin.kind(), PluginKind::Aggregator),
+                    reason: format!(
+                        "is a {} plugin, not an {}",
+                        plugin.kind(),
+                        PluginKind::Aggregator
+                    ),
                 },
             ));
         };
@@ -86,11 +94,21 @@ impl AggregatorInstance {
         events: &[Event],
         targets: &[u32],
     ) -> Result<Folded, CallError> {
-        let Self { core, bindings, encoder, .. } = self;
+        let Self {
+            core,
+            bindings,
+            encoder,
+            ..
+        } = self;
         let accs = pack(core, "add", accumulators)?;
-        let batch = encoder
-            .encode(events)
-            .map_err(|e| core.error("add", CallErrorKind::Fault(Fault::Contract { reason: e.to_string() })))?;
+        let batch = encoder.encode(events).map_err(|e| {
+            core.error(
+                "add",
+                CallErrorKind::Fault(Fault::Contract {
+                    reason: e.to_string(),
+                }),
+            )
+        })?;
         let api = bindings.weir_plugin_windowed_aggregator();
         let folded = core.call("add", |store| api.call_add(store, &accs, batch, targets))?;
         if let Err(reason) = check_failures(&folded.failures, events.len()) {
@@ -115,7 +133,11 @@ impl AggregatorInstance {
     ///
     /// # Errors
     /// The plugin's [`CallError`].
-    pub fn merge(&mut self, left: &[Vec<u8>], right: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, CallError> {
+    pub fn merge(
+        &mut self,
+        left: &[Vec<u8>],
+        right: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, CallError> {
         let Self { core, bindings, .. } = self;
         let l = pack(core, "merge", left)?;
         let r = pack(core, "merge", right)?;
@@ -151,9 +173,19 @@ impl AggregatorInstance {
 }
 
 /// Packs held state for a call.
-pub(crate) fn pack(core: &InstanceCore, export: &'static str, values: &[Vec<u8>]) -> Result<Column, CallError> {
-    pack_column(values.iter().map(Vec::as_slice))
-        .map_err(|e| core.error(export, CallErrorKind::Fault(Fault::Contract { reason: e.to_string() })))
+pub(crate) fn pack(
+    core: &InstanceCore,
+    export: &'static str,
+    values: &[Vec<u8>],
+) -> Result<Column, CallError> {
+    pack_column(values.iter().map(Vec::as_slice)).map_err(|e| {
+        core.error(
+            export,
+            CallErrorKind::Fault(Fault::Contract {
+                reason: e.to_string(),
+            }),
+        )
+    })
 }
 
 /// Checks and splits state a call returned; `count` values are expected.
@@ -165,7 +197,10 @@ pub(crate) fn unpack(
 ) -> Result<Vec<Vec<u8>>, CallError> {
     let limit = core.limits().max_output_bytes;
     if column.data.len() > limit {
-        let reason = format!("returned {} bytes of state, more than the limit of {limit}", column.data.len());
+        let reason = format!(
+            "returned {} bytes of state, more than the limit of {limit}",
+            column.data.len()
+        );
         return Err(core.fault(export, Fault::Contract { reason }));
     }
     if let Err(reason) = check_column(column, count, "returned state") {

@@ -112,7 +112,9 @@ pub(crate) fn check_column(column: &Column, count: usize, what: &str) -> Result<
     let mut previous = 0u32;
     for &end in &column.ends {
         if end < previous {
-            return Err(format!("{what}: offsets go backwards ({previous} then {end})"));
+            return Err(format!(
+                "{what}: offsets go backwards ({previous} then {end})"
+            ));
         }
         previous = end;
     }
@@ -184,7 +186,11 @@ impl EmittedEvents {
             if i > 0 && source < sources[i - 1] {
                 return Err(format!("emitted sources go backwards at event {i}"));
             }
-            run = if i > 0 && source == sources[i - 1] { run + 1 } else { 1 };
+            run = if i > 0 && source == sources[i - 1] {
+                run + 1
+            } else {
+                1
+            };
             if run > bounds.max_per_source {
                 return Err(format!(
                     "source {source} produced more than {} events",
@@ -243,7 +249,11 @@ impl EmittedEvents {
 
     /// Builds event `i`, taking unset attributes from `inherited`.
     pub(crate) fn event(&self, i: usize, inherited: Inherited<'_>) -> Event {
-        let start = if i == 0 { 0 } else { self.payload_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.payload_ends[i - 1] as usize
+        };
         let payload = self.payloads.slice(start..self.payload_ends[i] as usize);
         let key = match &self.keys {
             None => inherited.key.clone(),
@@ -280,7 +290,10 @@ fn decode_headers(
     count: usize,
 ) -> Result<(Vec<u32>, Vec<Header>), String> {
     if ends.len() != count {
-        return Err(format!("emitted header-ends: {} for {count} events", ends.len()));
+        return Err(format!(
+            "emitted header-ends: {} for {count} events",
+            ends.len()
+        ));
     }
     if ends.windows(2).any(|w| w[1] < w[0]) {
         return Err("emitted header-ends go backwards".into());
@@ -307,7 +320,9 @@ fn decode_headers(
 
 /// Whether bit `i` of an LSB-first bitmap is set; bits past its end are clear.
 pub(crate) fn bit(bitmap: &[u8], i: usize) -> bool {
-    bitmap.get(i / 8).is_some_and(|byte| byte & (1 << (i % 8)) != 0)
+    bitmap
+        .get(i / 8)
+        .is_some_and(|byte| byte & (1 << (i % 8)) != 0)
 }
 
 /// Splits a column into its values, after [`check_column`] passed.
@@ -321,7 +336,9 @@ pub(crate) fn column_values(column: &Column) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Packs byte strings into a column.
-pub(crate) fn pack_column<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Column, BatchTooLarge> {
+pub(crate) fn pack_column<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Column, BatchTooLarge> {
     let mut column = empty_column();
     for value in values {
         push_value(&mut column, value, "state")?;

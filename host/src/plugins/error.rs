@@ -182,7 +182,11 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Deadline { timeout } => {
-                write!(f, "ran past its deadline of {} ms and was stopped", timeout.as_millis())
+                write!(
+                    f,
+                    "ran past its deadline of {} ms and was stopped",
+                    timeout.as_millis()
+                )
             }
             Self::MemoryLimit { limit, requested } => write!(
                 f,

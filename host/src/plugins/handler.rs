@@ -42,13 +42,21 @@ impl HandlerInstance {
     /// # Errors
     /// A [`CallError`] when the plugin is not a handler, faults while starting, or rejects
     /// the configuration.
-    pub fn new(plugin: &LoadedPlugin, limits: PluginLimits, config: &str) -> Result<Self, CallError> {
+    pub fn new(
+        plugin: &LoadedPlugin,
+        limits: PluginLimits,
+        config: &str,
+    ) -> Result<Self, CallError> {
         let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
         let WorldPre::Handler(pre) = &plugin.pre else {
             return Err(core.fault(
                 "instantiate",
                 Fault::Contract {
-                    reason: format!("is a {} plugin, not a {}", plugin.kind(), PluginKind::Handler),
+                    reason: format!(
+                        "is a {} plugin, not a {}",
+                        plugin.kind(),
+                        PluginKind::Handler
+                    ),
                 },
             ));
         };
@@ -79,9 +87,14 @@ impl HandlerInstance {
             bindings,
             encoder,
         } = self;
-        let batch = encoder
-            .encode(events)
-            .map_err(|e| core.error("process", CallErrorKind::Fault(Fault::Contract { reason: e.to_string() })))?;
+        let batch = encoder.encode(events).map_err(|e| {
+            core.error(
+                "process",
+                CallErrorKind::Fault(Fault::Contract {
+                    reason: e.to_string(),
+                }),
+            )
+        })?;
         let api = bindings.weir_plugin_event_handler();
         let outcomes = core.call("process", |store| api.call_process(store, batch))?;
 
@@ -90,7 +103,10 @@ impl HandlerInstance {
             return Err(core.fault(
                 "process",
                 Fault::Contract {
-                    reason: format!("keep bitmap of {} bytes for {n} events", outcomes.keep.len()),
+                    reason: format!(
+                        "keep bitmap of {} bytes for {n} events",
+                        outcomes.keep.len()
+                    ),
                 },
             ));
         }

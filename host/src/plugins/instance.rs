@@ -141,7 +141,14 @@ impl InstanceCore {
 /// The innermost frames of the plugin's own code: the language runtime's panic and abort
 /// machinery on top of the stack says nothing about where the plugin went wrong.
 fn describe_backtrace(backtrace: &WasmBacktrace) -> String {
-    const RUNTIME_PREFIXES: [&str; 6] = ["std::", "core::", "alloc::", "__rust", "abort", "panic_abort::"];
+    const RUNTIME_PREFIXES: [&str; 6] = [
+        "std::",
+        "core::",
+        "alloc::",
+        "__rust",
+        "abort",
+        "panic_abort::",
+    ];
     let frames: Vec<String> = backtrace
         .frames()
         .iter()
@@ -159,7 +166,9 @@ fn describe_backtrace(backtrace: &WasmBacktrace) -> String {
 /// Drops the `::h0123456789abcdef` hash that legacy Rust mangling appends.
 fn strip_hash(name: &str) -> &str {
     match name.rsplit_once("::h") {
-        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => head,
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
         _ => name,
     }
 }

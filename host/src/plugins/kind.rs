@@ -63,7 +63,11 @@ fn compatible_series(version: &str) -> (&str, &str) {
     let mut parts = version.split('.');
     let major = parts.next().unwrap_or_default();
     let minor = parts.next().unwrap_or_default();
-    if major == "0" { (major, minor) } else { (major, "") }
+    if major == "0" {
+        (major, minor)
+    } else {
+        (major, "")
+    }
 }
 
 #[cfg(test)]
@@ -80,7 +84,10 @@ mod tests {
             PluginKind::from_export("weir:plugin/pattern-matcher@0.1.7"),
             Some(PluginKind::Pattern)
         );
-        assert_eq!(PluginKind::from_export("weir:plugin/event-handler@0.2.0"), None);
+        assert_eq!(
+            PluginKind::from_export("weir:plugin/event-handler@0.2.0"),
+            None
+        );
         assert_eq!(PluginKind::from_export("weir:plugin/event-handler"), None);
         assert_eq!(PluginKind::from_export("wasi:cli/run@0.2.0"), None);
     }

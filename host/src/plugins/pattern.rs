@@ -58,13 +58,21 @@ impl PatternInstance {
     /// # Errors
     /// A [`CallError`] when the plugin is not a pattern, faults while starting, or rejects
     /// the configuration.
-    pub fn new(plugin: &LoadedPlugin, limits: PluginLimits, config: &str) -> Result<Self, CallError> {
+    pub fn new(
+        plugin: &LoadedPlugin,
+        limits: PluginLimits,
+        config: &str,
+    ) -> Result<Self, CallError> {
         let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
         let WorldPre::Pattern(pre) = &plugin.pre else {
             return Err(core.fault(
                 "instantiate",
                 Fault::Contract {
-                    reason: format!("is a {} plugin, not a {}", plugin.kind(), PluginKind::Pattern),
+                    reason: format!(
+                        "is a {} plugin, not a {}",
+                        plugin.kind(),
+                        PluginKind::Pattern
+                    ),
                 },
             ));
         };
@@ -109,14 +117,33 @@ impl PatternInstance {
         events: &[Event],
         targets: &[u32],
     ) -> Result<Progress, CallError> {
-        let Self { core, bindings, encoder, .. } = self;
+        let Self {
+            core,
+            bindings,
+            encoder,
+            ..
+        } = self;
         let column = pack(core, "process", states)?;
-        let batch = encoder
-            .encode(events)
-            .map_err(|e| core.error("process", CallErrorKind::Fault(Fault::Contract { reason: e.to_string() })))?;
+        let batch = encoder.encode(events).map_err(|e| {
+            core.error(
+                "process",
+                CallErrorKind::Fault(Fault::Contract {
+                    reason: e.to_string(),
+                }),
+            )
+        })?;
         let api = bindings.weir_plugin_pattern_matcher();
-        let progress = core.call("process", |store| api.call_process(store, &column, batch, targets))?;
-        convert(core, "process", progress, states.len(), events.len(), context)
+        let progress = core.call("process", |store| {
+            api.call_process(store, &column, batch, targets)
+        })?;
+        convert(
+            core,
+            "process",
+            progress,
+            states.len(),
+            events.len(),
+            context,
+        )
     }
 
     /// Tells `states` that event time reached `now`.

@@ -91,12 +91,12 @@ impl SupervisedHandler {
                     in_a_row = 0;
                     output.events.extend(single.events);
                     output.dropped += single.dropped;
-                    output.failures.extend(
-                        single
-                            .failures
-                            .into_iter()
-                            .map(|f| EventFailure { index, error: f.error }),
-                    );
+                    output
+                        .failures
+                        .extend(single.failures.into_iter().map(|f| EventFailure {
+                            index,
+                            error: f.error,
+                        }));
                 }
                 Err(error) => {
                     if error.fault().is_some() {
@@ -119,7 +119,11 @@ impl SupervisedHandler {
     }
 
     fn instance(&mut self) -> Result<&mut HandlerInstance, CallError> {
-        if self.instance.as_ref().is_none_or(HandlerInstance::is_poisoned) {
+        if self
+            .instance
+            .as_ref()
+            .is_none_or(HandlerInstance::is_poisoned)
+        {
             self.instance = None;
             let fresh = HandlerInstance::new(&self.plugin, self.limits, &self.config)?;
             return Ok(self.instance.insert(fresh));
