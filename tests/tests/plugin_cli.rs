@@ -48,9 +48,15 @@ fn weir(args: &[&str], stdin: &[u8]) -> Outcome {
         .spawn()
         .expect("weir starts");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin).expect("write stdin");
-    drop(input);
+    let stdin = stdin.to_vec();
+    // Feed stdin from its own thread: writing it all before reading stdout would deadlock
+    // once both pipes are full.
+    let feeder = std::thread::spawn(move || {
+        // A command that exits early closes its stdin; that is not the test's failure.
+        let _ = input.write_all(&stdin);
+    });
     let output = child.wait_with_output().expect("weir finishes");
+    feeder.join().expect("stdin feeder");
     Outcome {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -22,7 +22,11 @@ fn encode(value: &ConfigValue) -> Result<Vec<u8>, Error> {
             (Some(i), _, _) => msgpack::write_int(&mut out, i),
             (None, Some(u), _) => msgpack::write_uint(&mut out, u),
             (None, None, Some(f)) => msgpack::write_f64(&mut out, f),
-            _ => return Err(Error::invalid_config("config key \"value\" is not a representable number")),
+            _ => {
+                return Err(Error::invalid_config(
+                    "config key \"value\" is not a representable number",
+                ));
+            }
         },
         _ => {
             return Err(Error::invalid_config(
@@ -36,9 +40,9 @@ fn encode(value: &ConfigValue) -> Result<Vec<u8>, Error> {
 impl Handler for Enrich {
     fn init(config: &Config) -> Result<Self, Error> {
         let field = config.str("field")?.to_owned();
-        let value = config
-            .get("value")
-            .ok_or_else(|| Error::invalid_config("config key \"value\" is required (the value to set)"))?;
+        let value = config.get("value").ok_or_else(|| {
+            Error::invalid_config("config key \"value\" is required (the value to set)")
+        })?;
         Ok(Self {
             field,
             value: encode(value)?,
@@ -46,7 +50,11 @@ impl Handler for Enrich {
     }
 
     fn handle(&mut self, event: &Event<'_>, out: &mut Emit<'_>) -> Result<(), Error> {
-        out.emit(&msgpack::set_field(event.payload(), &self.field, &self.value)?);
+        out.emit(&msgpack::set_field(
+            event.payload(),
+            &self.field,
+            &self.value,
+        )?);
         Ok(())
     }
 }

@@ -38,7 +38,9 @@ impl Pattern for LoginBurst {
     fn init(config: &Config) -> Result<Self, Error> {
         let failures = config.opt_u64("failures")?.unwrap_or(3);
         if failures == 0 {
-            return Err(Error::invalid_config("config key \"failures\" must be at least 1"));
+            return Err(Error::invalid_config(
+                "config key \"failures\" must be at least 1",
+            ));
         }
         Ok(Self {
             failures: failures as usize,
@@ -50,7 +52,12 @@ impl Pattern for LoginBurst {
         State::default()
     }
 
-    fn on_event(&self, state: &mut State, event: &Event<'_>, matches: &mut Matches<'_>) -> Result<(), Error> {
+    fn on_event(
+        &self,
+        state: &mut State,
+        event: &Event<'_>,
+        matches: &mut Matches<'_>,
+    ) -> Result<(), Error> {
         let now = event.time();
         self.expire(state, now);
         match event.field("outcome")?.and_then(|v| v.as_str()) {
@@ -75,7 +82,12 @@ impl Pattern for LoginBurst {
         Ok(())
     }
 
-    fn on_timer(&self, state: &mut State, now: i64, _matches: &mut Matches<'_>) -> Result<(), Error> {
+    fn on_timer(
+        &self,
+        state: &mut State,
+        now: i64,
+        _matches: &mut Matches<'_>,
+    ) -> Result<(), Error> {
         self.expire(state, now);
         Ok(())
     }
