@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p weir --bench plugin_call`
 
+// criterion_group! makes public functions that cannot carry doc comments.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -76,9 +79,5 @@ fn threshold(c: &mut Criterion) {
     });
 }
 
-criterion_group!(
-    #[allow(missing_docs)]
-    benches,
-    threshold
-);
+criterion_group!(benches, threshold);
 criterion_main!(benches);

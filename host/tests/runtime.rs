@@ -126,7 +126,7 @@ fn kinds_are_identified_and_the_wrong_world_is_refused() {
     assert!(
         error
             .to_string()
-            .contains("is a aggregator plugin, not a handler"),
+            .contains("is of kind aggregator, not handler"),
         "{error}"
     );
 }

@@ -5,11 +5,15 @@ use std::cell::RefCell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// How an accumulator is named in decode errors.
+const ACC: &str = "accumulator";
+
 use crate::bindings::aggregator::exports::weir::plugin::windowed_aggregator::Folded;
 use crate::bindings::types;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Batch, Event};
+use crate::state::{self, decode, encode, pack, values, with};
 
 /// A windowed aggregate. The accumulator is a serde type; the SDK stores it as MessagePack
 /// (fields by name, so a later version may add fields with `#[serde(default)]` and still read
@@ -63,53 +67,9 @@ pub trait Aggregator: Sized + 'static {
     fn finish(&self, acc: &Self::Acc) -> Self::Output;
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec_named(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    rmp_serde::from_slice(bytes)
-        .map_err(|e| Error::unsupported_state(format!("accumulator does not decode: {e}")))
-}
-
-fn values(column: &types::Column) -> Vec<&[u8]> {
-    let mut start = 0usize;
-    column
-        .ends
-        .iter()
-        .map(|&end| {
-            let value = column.data.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
-            value
-        })
-        .collect()
-}
-
-fn pack<'a>(values: impl Iterator<Item = &'a [u8]>) -> types::Column {
-    let mut column = crate::output::empty();
-    for value in values {
-        column.data.extend_from_slice(value);
-        column.ends.push(column.data.len() as u32);
-    }
-    column
-}
-
-fn with<A: Aggregator, R>(
-    slot: &RefCell<Option<A>>,
-    f: impl FnOnce(&A) -> Result<R, Error>,
-) -> Result<R, types::Error> {
-    let guard = slot.borrow();
-    let aggregator = guard
-        .as_ref()
-        .ok_or_else(|| Error::internal("called before init"))?;
-    Ok(f(aggregator)?)
-}
-
 #[doc(hidden)]
 pub fn init<A: Aggregator>(slot: &RefCell<Option<A>>, config: String) -> Result<(), types::Error> {
-    let config = Config::parse(&config)?;
-    *slot.borrow_mut() = Some(A::init(&config)?);
-    Ok(())
+    state::init(slot, &config, A::init)
 }
 
 #[doc(hidden)]
@@ -138,15 +98,15 @@ pub fn add<A: Aggregator>(
                 )));
             };
             if decoded[t].is_none() {
-                decoded[t] = Some(decode(bytes)?);
+                decoded[t] = Some(decode(bytes, ACC)?);
             }
-            if let Some(acc) = decoded[t].as_mut() {
-                if let Err(error) = a.add(acc, &event) {
-                    failures.push(types::Failure {
-                        index: event.index() as u32,
-                        error: error.into(),
-                    });
-                }
+            if let Some(acc) = decoded[t].as_mut()
+                && let Err(error) = a.add(acc, &event)
+            {
+                failures.push(types::Failure {
+                    index: event.index() as u32,
+                    error: error.into(),
+                });
             }
         }
         let mut encoded = Vec::with_capacity(raw.len());
@@ -172,8 +132,8 @@ pub fn merge<A: Aggregator>(
     with(slot, |a| {
         let mut merged = Vec::new();
         for (l, r) in values(&left).into_iter().zip(values(&right)) {
-            let mut acc: A::Acc = decode(l)?;
-            a.merge(&mut acc, decode(r)?);
+            let mut acc: A::Acc = decode(l, ACC)?;
+            a.merge(&mut acc, decode(r, ACC)?);
             merged.push(encode(&acc)?);
         }
         Ok(pack(merged.iter().map(Vec::as_slice)))
@@ -188,7 +148,7 @@ pub fn finish<A: Aggregator>(
     with(slot, |a| {
         let mut results = Vec::new();
         for bytes in values(&accumulators) {
-            results.push(encode(&a.finish(&decode(bytes)?))?);
+            results.push(encode(&a.finish(&decode(bytes, ACC)?))?);
         }
         Ok(pack(results.iter().map(Vec::as_slice)))
     })

@@ -30,7 +30,7 @@ impl<'a> Batch<'a> {
 
     /// Event `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<Event<'a>> {
-        (index < self.len()).then(|| Event {
+        (index < self.len()).then_some(Event {
             batch: self.inner,
             index,
         })

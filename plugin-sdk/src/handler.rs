@@ -181,9 +181,7 @@ impl Emit<'_> {
 
 #[doc(hidden)]
 pub fn init<H: Handler>(slot: &RefCell<Option<H>>, config: String) -> Result<(), types::Error> {
-    let config = Config::parse(&config)?;
-    *slot.borrow_mut() = Some(H::init(&config)?);
-    Ok(())
+    crate::state::init(slot, &config, H::init)
 }
 
 #[doc(hidden)]

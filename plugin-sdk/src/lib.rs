@@ -43,6 +43,7 @@ pub mod host;
 pub mod msgpack;
 mod output;
 pub mod pattern;
+mod state;
 
 pub use aggregator::Aggregator;
 pub use config::Config;

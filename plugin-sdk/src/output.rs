@@ -52,6 +52,9 @@ impl Output {
     }
 }
 
+/// Headers of one event: name and value pairs.
+pub(crate) type HeaderList = Vec<(String, Vec<u8>)>;
+
 /// Accumulates emitted events as columns.
 #[derive(Default)]
 pub(crate) struct EmittedBuilder {
@@ -60,7 +63,7 @@ pub(crate) struct EmittedBuilder {
     payload_ends: Vec<u32>,
     keys: Vec<(u32, Option<Vec<u8>>)>,
     times: Vec<(u32, i64)>,
-    headers: Vec<(u32, Vec<(String, Vec<u8>)>)>,
+    headers: Vec<(u32, HeaderList)>,
 }
 
 /// What an emitted event inherits from its source, when it sets some attributes but not all.

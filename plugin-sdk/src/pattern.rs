@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Batch, Event};
 use crate::output::{EmittedBuilder, Inherit, Output};
+use crate::state::{self, decode, encode, pack, values, with};
 
 /// A matcher over one key's events. The state is a serde type held by the host (as
 /// MessagePack, fields by name). Export the type with [`crate::export_pattern!`].
@@ -89,25 +90,10 @@ impl Matches<'_> {
     }
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    rmp_serde::from_slice(bytes)
-        .map_err(|e| Error::unsupported_state(format!("pattern state does not decode: {e}")))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    rmp_serde::to_vec_named(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
-}
-
 fn states<P: Pattern>(column: &types::Column) -> Result<Vec<P::State>, Error> {
-    let mut start = 0usize;
-    column
-        .ends
-        .iter()
-        .map(|&end| {
-            let value = column.data.get(start..end as usize).unwrap_or_default();
-            start = end as usize;
-            decode(value)
-        })
+    values(column)
+        .into_iter()
+        .map(|value| decode(value, "pattern state"))
         .collect()
 }
 
@@ -117,13 +103,9 @@ fn progress<P: Pattern>(
     emitted: EmittedBuilder,
     failures: Vec<types::Failure>,
 ) -> Result<Progress, Error> {
-    let mut column = crate::output::empty();
-    let mut timers = Vec::with_capacity(states.len());
-    for state in states {
-        column.data.extend_from_slice(&encode(state)?);
-        column.ends.push(column.data.len() as u32);
-        timers.push(pattern.next_timer(state));
-    }
+    let encoded = states.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+    let column = pack(encoded.iter().map(Vec::as_slice));
+    let timers = states.iter().map(|s| pattern.next_timer(s)).collect();
     let none = |_| None;
     let zero = |_| 0;
     let no_headers = |_| Vec::new();
@@ -139,22 +121,9 @@ fn progress<P: Pattern>(
     })
 }
 
-fn with<P: Pattern, R>(
-    slot: &RefCell<Option<P>>,
-    f: impl FnOnce(&P) -> Result<R, Error>,
-) -> Result<R, types::Error> {
-    let guard = slot.borrow();
-    let pattern = guard
-        .as_ref()
-        .ok_or_else(|| Error::internal("called before init"))?;
-    Ok(f(pattern)?)
-}
-
 #[doc(hidden)]
 pub fn init<P: Pattern>(slot: &RefCell<Option<P>>, config: String) -> Result<(), types::Error> {
-    let config = Config::parse(&config)?;
-    *slot.borrow_mut() = Some(P::init(&config)?);
-    Ok(())
+    state::init(slot, &config, P::init)
 }
 
 #[doc(hidden)]

@@ -41,22 +41,20 @@ impl AggregatorInstance {
         limits: PluginLimits,
         config: &str,
     ) -> Result<Self, CallError> {
-        let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
-        let WorldPre::Aggregator(pre) = &plugin.pre else {
-            return Err(core.fault(
-                "instantiate",
-                Fault::Contract {
-                    reason: format!(
-                        "is a {} plugin, not an {}",
-                        plugin.kind(),
-                        PluginKind::Aggregator
-                    ),
-                },
-            ));
-        };
-        let bindings = core.instantiate(|store| pre.instantiate(store))?;
-        let api = bindings.weir_plugin_windowed_aggregator();
-        core.call("init", |store| api.call_init(store, config))?;
+        let (core, bindings) = InstanceCore::start(
+            plugin,
+            limits,
+            PluginKind::Aggregator,
+            config,
+            |pre| match pre {
+                WorldPre::Aggregator(pre) => Some(pre),
+                _ => None,
+            },
+            |pre, store| pre.instantiate(store),
+            |b: &Aggregator, store, config| {
+                b.weir_plugin_windowed_aggregator().call_init(store, config)
+            },
+        )?;
         Ok(Self {
             core,
             bindings,
@@ -75,13 +73,9 @@ impl AggregatorInstance {
     /// # Errors
     /// The plugin's [`CallError`].
     pub fn create(&mut self) -> Result<Vec<u8>, CallError> {
-        if let Some(empty) = &self.empty {
-            return Ok(empty.clone());
-        }
         let api = self.bindings.weir_plugin_windowed_aggregator();
-        let empty = self.core.call("create", |store| api.call_create(store))?;
-        self.empty = Some(empty.clone());
-        Ok(empty)
+        self.core
+            .empty_state(&mut self.empty, |store| api.call_create(store))
     }
 
     /// Folds event `i` into `accumulators[targets[i]]`.

@@ -47,22 +47,18 @@ impl HandlerInstance {
         limits: PluginLimits,
         config: &str,
     ) -> Result<Self, CallError> {
-        let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
-        let WorldPre::Handler(pre) = &plugin.pre else {
-            return Err(core.fault(
-                "instantiate",
-                Fault::Contract {
-                    reason: format!(
-                        "is a {} plugin, not a {}",
-                        plugin.kind(),
-                        PluginKind::Handler
-                    ),
-                },
-            ));
-        };
-        let bindings = core.instantiate(|store| pre.instantiate(store))?;
-        let api = bindings.weir_plugin_event_handler();
-        core.call("init", |store| api.call_init(store, config))?;
+        let (core, bindings) = InstanceCore::start(
+            plugin,
+            limits,
+            PluginKind::Handler,
+            config,
+            |pre| match pre {
+                WorldPre::Handler(pre) => Some(pre),
+                _ => None,
+            },
+            |pre, store| pre.instantiate(store),
+            |b: &Handler, store, config| b.weir_plugin_event_handler().call_init(store, config),
+        )?;
         Ok(Self {
             core,
             bindings,

@@ -9,7 +9,9 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 use super::bindings::types;
 use super::engine::{PluginEngine, deadline_ticks};
 use super::error::{CallError, CallErrorKind, ErrorCode, Fault, ReportedError};
+use super::kind::PluginKind;
 use super::limits::PluginLimits;
+use super::loader::{LoadedPlugin, WorldPre};
 use super::state::{PluginIdentity, PluginState};
 
 /// Frames of the wasm backtrace quoted in a trap report.
@@ -46,6 +48,46 @@ impl InstanceCore {
             deadline_ticks,
             poisoned: false,
         }
+    }
+
+    /// Instantiates `plugin` as a `kind` plugin and runs its `init` with `config`: the
+    /// start-up every world shares. `pick` selects the world's pre-linked component.
+    pub(crate) fn start<P, B>(
+        plugin: &LoadedPlugin,
+        limits: PluginLimits,
+        kind: PluginKind,
+        config: &str,
+        pick: impl FnOnce(&WorldPre) -> Option<&P>,
+        instantiate: impl FnOnce(&P, &mut Store<PluginState>) -> wasmtime::Result<B>,
+        init: impl FnOnce(
+            &B,
+            &mut Store<PluginState>,
+            &str,
+        ) -> wasmtime::Result<Result<(), types::Error>>,
+    ) -> Result<(Self, B), CallError> {
+        let mut core = Self::new(&plugin.engine, plugin.identity.clone(), limits);
+        let Some(pre) = pick(&plugin.pre) else {
+            let reason = format!("is of kind {}, not {kind}", plugin.kind());
+            return Err(core.fault("instantiate", Fault::Contract { reason }));
+        };
+        let bindings = core.instantiate(|store| instantiate(pre, store))?;
+        core.call("init", |store| init(&bindings, store, config))?;
+        Ok((core, bindings))
+    }
+
+    /// The empty state of an aggregator or pattern: asked of the plugin once, then reused
+    /// (the contract lets it depend on the configuration only).
+    pub(crate) fn empty_state(
+        &mut self,
+        cached: &mut Option<Vec<u8>>,
+        create: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<Result<Vec<u8>, types::Error>>,
+    ) -> Result<Vec<u8>, CallError> {
+        if let Some(empty) = cached {
+            return Ok(empty.clone());
+        }
+        let empty = self.call("create", create)?;
+        *cached = Some(empty.clone());
+        Ok(empty)
     }
 
     /// The limits this instance runs under.

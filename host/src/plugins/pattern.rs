@@ -63,22 +63,18 @@ impl PatternInstance {
         limits: PluginLimits,
         config: &str,
     ) -> Result<Self, CallError> {
-        let mut core = InstanceCore::new(&plugin.engine, plugin.identity.clone(), limits);
-        let WorldPre::Pattern(pre) = &plugin.pre else {
-            return Err(core.fault(
-                "instantiate",
-                Fault::Contract {
-                    reason: format!(
-                        "is a {} plugin, not a {}",
-                        plugin.kind(),
-                        PluginKind::Pattern
-                    ),
-                },
-            ));
-        };
-        let bindings = core.instantiate(|store| pre.instantiate(store))?;
-        let api = bindings.weir_plugin_pattern_matcher();
-        core.call("init", |store| api.call_init(store, config))?;
+        let (core, bindings) = InstanceCore::start(
+            plugin,
+            limits,
+            PluginKind::Pattern,
+            config,
+            |pre| match pre {
+                WorldPre::Pattern(pre) => Some(pre),
+                _ => None,
+            },
+            |pre, store| pre.instantiate(store),
+            |b: &Pattern, store, config| b.weir_plugin_pattern_matcher().call_init(store, config),
+        )?;
         Ok(Self {
             core,
             bindings,
@@ -97,13 +93,9 @@ impl PatternInstance {
     /// # Errors
     /// The plugin's [`CallError`].
     pub fn create(&mut self) -> Result<Vec<u8>, CallError> {
-        if let Some(empty) = &self.empty {
-            return Ok(empty.clone());
-        }
         let api = self.bindings.weir_plugin_pattern_matcher();
-        let empty = self.core.call("create", |store| api.call_create(store))?;
-        self.empty = Some(empty.clone());
-        Ok(empty)
+        self.core
+            .empty_state(&mut self.empty, |store| api.call_create(store))
     }
 
     /// Applies event `i` to `states[targets[i]]`.
