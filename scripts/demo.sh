@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The quick start: builds the example plugins and the binary, then runs the `threshold`
-# plugin over a bundled sample, keeping events whose amount is over 50.
+# The quick start: builds the example plugins and the binary, then runs the pipeline of
+# examples/quickstart.toml (generator -> wasm threshold -> wasm enrich -> stdout and a file)
+# for about 15 seconds, with metrics and the pipeline's state served on localhost.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -9,8 +10,10 @@ cd "$ROOT"
 cargo build --quiet --release -p weir
 weir="$CARGO_TARGET_DIR/release/weir"
 
-say "== weir plugin check $PLUGIN_OUT/threshold.wasm"
-"$weir" plugin check "$PLUGIN_OUT/threshold.wasm"
-say "== events of examples/sample-events.jsonl with amount > 50:"
-"$weir" plugin run "$PLUGIN_OUT/threshold.wasm" --config field=amount --config min=50 \
-    --input examples/sample-events.jsonl
+rm -rf out
+say "== weir run examples/quickstart.toml"
+say "   metrics:   http://127.0.0.1:9464/metrics"
+say "   pipeline:  http://127.0.0.1:9464/api/v1/pipeline"
+say "   output:    out/payments.jsonl (dead letters: out/dead-letters.jsonl)"
+WEIR_PLUGIN_DIR="$PLUGIN_OUT" "$weir" run examples/quickstart.toml
+say "== done: $(wc -l < out/payments.jsonl) events with amount > 50 in out/payments.jsonl"

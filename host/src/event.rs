@@ -38,3 +38,57 @@ impl Event {
         }
     }
 }
+
+/// Events travelling together between pipeline components, with the acknowledgements of the
+/// source positions they came from.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// One token per source batch these events derive from; settled once the events are
+    /// written, dropped on purpose, or dead-lettered.
+    pub acks: Vec<crate::delivery::AckToken>,
+}
+
+impl Batch {
+    /// A batch of `events` tied to `acks`.
+    pub fn new(events: Vec<Event>, acks: Vec<crate::delivery::AckToken>) -> Self {
+        Self { events, acks }
+    }
+
+    /// A batch holding `events` and a new claim on each of this batch's acknowledgements.
+    pub fn derive(&self, events: Vec<Event>) -> Self {
+        Self {
+            events,
+            acks: self
+                .acks
+                .iter()
+                .map(crate::delivery::AckToken::share)
+                .collect(),
+        }
+    }
+
+    /// Marks every event of the batch handled.
+    pub fn settle(self) {
+        self.acks
+            .into_iter()
+            .for_each(crate::delivery::AckToken::settle);
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Milliseconds since the Unix epoch now: the event time of events made inside Weir.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -4,8 +4,20 @@
 //! - [`event`]: the event that flows through pipelines.
 //! - [`plugins`]: the wasm runtime (engine, loading, compile cache, typed instances).
 //! - [`format`]: conversions between JSON and the MessagePack payloads inside Weir.
+//! - [`config`]: the pipeline file; [`pipeline`]: the running graph of components.
+//! - [`connectors`]: sources and sinks; [`operators`]: built-in stages; [`expr`]: conditions.
+//! - [`delivery`]: acknowledgements, checkpoints, dedup, dead letters.
+//! - [`api`]: the HTTP side; [`metrics`]: every exported metric.
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod delivery;
 pub mod event;
+pub mod expr;
 pub mod format;
+pub mod metrics;
+pub mod operators;
+pub mod pipeline;
 pub mod plugins;

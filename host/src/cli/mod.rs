@@ -2,6 +2,7 @@
 
 mod plugin_check;
 mod plugin_run;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,14 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a pipeline file until its sources end or SIGTERM/SIGINT.
+    ///
+    /// Sources, stages and sinks come from the file; health, readiness, Prometheus metrics
+    /// and the pipeline's state are served over HTTP ([server] bind). Exits 0 once every
+    /// event read was handled and acknowledged, 2 for a bad pipeline file.
+    Run(run::RunArgs),
+    /// Check a pipeline file (keys, inputs, cycles, plugins, conditions) without running it.
+    Validate(run::ValidateArgs),
     /// Inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -91,6 +100,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let code = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Validate(args) => run::validate(&args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(&args),
     };

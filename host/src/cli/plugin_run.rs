@@ -5,11 +5,12 @@
 //! timers as event time advances (the largest time seen so far), fire the rest at the end of
 //! input, and print matches.
 
+use crate::event::now_ms;
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
@@ -141,10 +142,10 @@ pub(super) fn run(args: &RunArgs) -> u8 {
             lines.clear();
         }
     }
-    if !batch.is_empty() {
-        if let Err(e) = runner.feed(&batch, &lines, &mut out, &mut tally) {
-            return fail(e);
-        }
+    if !batch.is_empty()
+        && let Err(e) = runner.feed(&batch, &lines, &mut out, &mut tally)
+    {
+        return fail(e);
     }
     if let Err(e) = runner.finish(&mut out, &mut tally) {
         return fail(e);
@@ -189,13 +190,6 @@ fn build_config(args: &RunArgs) -> Result<String, String> {
         config.insert(key.to_owned(), value);
     }
     Ok(Value::Object(config).to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn parse_event(line: &str, envelope: bool) -> Result<Event, String> {
@@ -475,11 +469,14 @@ struct PatternRun {
     watermark: i64,
 }
 
+/// Failures by index of the input event.
+type IndexedFailures = Vec<(usize, CallError)>;
+
 impl PatternRun {
     fn process(
         &mut self,
         events: &[Event],
-    ) -> Result<(Vec<Event>, Vec<(usize, CallError)>), String> {
+    ) -> Result<(Vec<Event>, IndexedFailures), String> {
         let mut matches = self.fire(self.watermark)?;
         let mut local: HashMap<usize, u32> = HashMap::new();
         let mut touched: Vec<usize> = Vec::new();

@@ -24,6 +24,7 @@ mod aggregator;
 mod bindings;
 mod cache;
 mod columns;
+mod directory;
 mod engine;
 mod error;
 mod guest_output;
@@ -38,6 +39,7 @@ mod supervisor;
 
 pub use aggregator::{AggregatorInstance, Folded};
 pub use cache::{CacheOutcome, CompileCache};
+pub use directory::PluginDirectory;
 pub use engine::{EPOCH_TICK, EngineError, PluginEngine};
 pub use error::{CallError, CallErrorKind, ErrorCode, Fault, LoadError, ReportedError};
 pub use handler::{EventFailure, HandlerInstance, HandlerOutput};

@@ -1,0 +1,185 @@
+//! `weir run FILE`: the pipeline service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{EXIT_EVENTS_FAILED, EXIT_OK, EXIT_UNUSABLE, fail};
+use crate::api::{ApiState, router};
+use crate::config::{LoadedConfig, load_pipeline};
+use crate::metrics::Metrics;
+use crate::pipeline;
+use crate::plugins::{CompileCache, PluginDirectory, PluginEngine, PluginLoader};
+
+/// Arguments of `weir run`.
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// The pipeline file (TOML).
+    file: PathBuf,
+}
+
+/// Arguments of `weir validate`.
+#[derive(Debug, Args)]
+pub(super) struct ValidateArgs {
+    /// The pipeline file (TOML).
+    file: PathBuf,
+}
+
+/// Loads and validates a pipeline file, loading the plugins its stages name.
+fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, PluginDirectory), u8> {
+    let loaded = load_pipeline(file).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_UNUSABLE
+    })?;
+    let plugins = &loaded.config.plugins;
+    let engine = PluginEngine::new().map_err(fail)?;
+    let cache = plugins
+        .cache_dir
+        .clone()
+        .or_else(CompileCache::default_dir)
+        .map(CompileCache::new);
+    let mut directory = PluginDirectory::new(&plugins.dir, PluginLoader::new(engine, cache));
+    loaded.validate(&mut directory).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_UNUSABLE
+    })?;
+    Ok((loaded, directory))
+}
+
+pub(super) fn validate(args: &ValidateArgs) -> u8 {
+    match prepare(&args.file) {
+        Ok((loaded, _)) => {
+            let c = &loaded.config;
+            println!(
+                "{}: ok ({} sources, {} stages, {} sinks)",
+                args.file.display(),
+                c.sources.len(),
+                c.stages.len(),
+                c.sinks.len()
+            );
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+pub(super) fn run(args: &RunArgs) -> u8 {
+    let (loaded, directory) = match prepare(&args.file) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(serve(loaded, directory))
+}
+
+async fn serve(loaded: LoadedConfig, directory: PluginDirectory) -> u8 {
+    let config = &loaded.config;
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(ApiState::new(Arc::clone(&metrics)));
+    let shutdown = CancellationToken::new();
+    let http_stop = CancellationToken::new();
+
+    if config.server.enabled {
+        let bind = config.server.bind;
+        let listener = match tokio::net::TcpListener::bind(bind).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                return fail(format!(
+                    "{}: server.bind: cannot listen on {bind}: {e} (pick a free address)",
+                    loaded.file.display()
+                ));
+            }
+        };
+        let address = listener.local_addr().unwrap_or(bind);
+        tracing::info!(metrics = %format!("http://{address}/metrics"), pipeline = %format!("http://{address}/api/v1/pipeline"), "http server listening");
+        let app = router(Arc::clone(&state));
+        let stop = http_stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+    }
+
+    tokio::spawn(watch_signals(shutdown.clone()));
+
+    let running =
+        match pipeline::start(&loaded, directory.loaded(), &metrics, shutdown.clone()).await {
+            Ok(running) => running,
+            Err(e) => return fail(format!("{}: {e}", loaded.file.display())),
+        };
+    match state.components.write() {
+        Ok(mut components) => *components = running.components.clone(),
+        Err(poisoned) => *poisoned.into_inner() = running.components.clone(),
+    }
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(
+        sources = config.sources.len(),
+        stages = config.stages.len(),
+        sinks = config.sinks.len(),
+        finite = running.finite,
+        "pipeline running"
+    );
+
+    let code = tokio::select! {
+        () = running.wait() => EXIT_OK,
+        () = shutdown.cancelled() => {
+            let grace = config.flow.shutdown_grace.0;
+            tracing::info!(grace = %config.flow.shutdown_grace, "draining in-flight events");
+            match tokio::time::timeout(grace, running.wait()).await {
+                Ok(()) => EXIT_OK,
+                Err(_) => {
+                    tracing::error!(grace = %config.flow.shutdown_grace, "shutdown grace period over; exiting with events unacknowledged (they will be read again)");
+                    EXIT_EVENTS_FAILED
+                }
+            }
+        }
+    };
+    state.ready.store(false, Ordering::Release);
+    http_stop.cancel();
+    let summary: serde_json::Map<String, serde_json::Value> = running
+        .components
+        .iter()
+        .map(|(name, info)| (name.clone(), info.counters()))
+        .collect();
+    eprintln!("{}", serde_json::json!({ "summary": summary }));
+    code
+}
+
+/// First SIGINT or SIGTERM: stop the sources and drain. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if round == 0 {
+            tracing::info!(
+                "signal received; stopping sources and draining (again to exit at once)"
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal; exiting without draining");
+            std::process::exit(i32::from(EXIT_UNUSABLE) + 128);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The pipeline file: serde structs with their defaults, loading with environment
+//! interpolation, and validation that names the file, line and key of every problem.
+//!
+//! ```toml
+//! [plugins]
+//! dir = "target/plugins"
+//! [sources.in]
+//! type = "file"
+//! path = "events.jsonl"
+//! format = "json"
+//! [stages.big]
+//! type = "handler"
+//! plugin = "threshold"
+//! inputs = ["in"]
+//! config = { field = "amount", min = 50 }
+//! [sinks.out]
+//! type = "file"
+//! path = "out.jsonl"
+//! inputs = ["big"]
+//! ```
+
+mod duration;
+mod load;
+mod model;
+mod validate;
+
+pub use duration::Duration;
+pub use load::{ConfigError, ConfigProblem, LoadedConfig, load_pipeline, parse_pipeline};
+pub use model::*;
+pub use validate::{MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};

@@ -1,0 +1,349 @@
+//! Checks a parsed pipeline as a whole: names, inputs, cycles, plugins, conditions and
+//! settings that only make sense together. Every problem is reported, not just the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::load::{ConfigError, LoadedConfig};
+use super::model::{OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
+use crate::expr::Condition;
+use crate::plugins::PluginKind;
+
+/// Most workers one stage may have; more would only contend for 2–16 cores.
+pub const MAX_PARALLELISM: usize = 64;
+
+/// Route output taken by events no route condition holds for.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// What validation needs to know of plugins: the kind of each, by name.
+pub trait PluginCatalog {
+    /// The kind of plugin `name`, or why it cannot be used (not found, does not load).
+    ///
+    /// # Errors
+    /// A message for the user, e.g. `no plugin "x" in plugins/ (have: a, b)`.
+    fn kind(&mut self, name: &str) -> Result<PluginKind, String>;
+}
+
+impl LoadedConfig {
+    /// Checks the whole pipeline.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] listing every problem, each with its line and key.
+    pub fn validate(&self, plugins: &mut dyn PluginCatalog) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| problems.push(self.problem(&key, message));
+        let c = &self.config;
+        check_names(c, &mut problem);
+        check_flow(c, &mut problem);
+        let outputs = outputs(c);
+        check_inputs(c, &outputs, &mut problem);
+        check_cycles(c, &mut problem);
+        check_stages(c, plugins, &mut problem);
+        check_sinks(c, &mut problem);
+        check_sources(c, &mut problem);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(problems))
+        }
+    }
+}
+
+type Report<'a> = dyn FnMut(String, String) + 'a;
+
+fn check_names(c: &PipelineConfig, problem: &mut Report<'_>) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    let all = c
+        .sources
+        .keys()
+        .map(|n| ("sources", n))
+        .chain(c.stages.keys().map(|n| ("stages", n)))
+        .chain(c.sinks.keys().map(|n| ("sinks", n)));
+    for (table, name) in all {
+        if name.is_empty() || name.contains('.') || name.contains(char::is_whitespace) {
+            problem(
+                format!("{table}.{name}"),
+                "names may not be empty or hold `.` or spaces (`.` separates a route's outputs)"
+                    .into(),
+            );
+        }
+        if let Some(other) = seen.insert(name, table) {
+            problem(
+                format!("{table}.{name}"),
+                format!(
+                    "the name {name:?} is also used in [{other}]: give each component its own name"
+                ),
+            );
+        }
+    }
+    if c.sources.is_empty() {
+        problem(
+            "sources".into(),
+            "the pipeline has no source: add a [sources.NAME] table".into(),
+        );
+    }
+    if c.sinks.is_empty() {
+        problem(
+            "sinks".into(),
+            "the pipeline has no sink: add a [sinks.NAME] table".into(),
+        );
+    }
+}
+
+fn check_flow(c: &PipelineConfig, problem: &mut Report<'_>) {
+    if c.flow.batch_size == 0 || c.flow.batch_size > 65_536 {
+        problem(
+            "flow.batch_size".into(),
+            "must be from 1 to 65536 (256–1024 is fastest)".into(),
+        );
+    }
+    if c.flow.channel_capacity == 0 {
+        problem("flow.channel_capacity".into(), "must be at least 1".into());
+    }
+    if c.plugins.memory_mb == 0 || c.plugins.memory_mb > 4096 {
+        problem("plugins.memory_mb".into(), "must be from 1 to 4096".into());
+    }
+    if c.plugins.timeout.0.is_zero() {
+        problem(
+            "plugins.timeout".into(),
+            "must be more than zero, e.g. \"100ms\"".into(),
+        );
+    }
+}
+
+/// Every name a stage or sink may read from: sources, stages, and route outputs.
+fn outputs(c: &PipelineConfig) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = c.sources.keys().cloned().collect();
+    for (name, stage) in &c.stages {
+        match stage {
+            StageConfig::Route(r) => {
+                for route in r.routes.keys() {
+                    names.insert(format!("{name}.{route}"));
+                }
+                names.insert(format!("{name}.{UNMATCHED_ROUTE}"));
+            }
+            _ => {
+                names.insert(name.clone());
+            }
+        }
+    }
+    names
+}
+
+fn check_inputs(c: &PipelineConfig, outputs: &BTreeSet<String>, problem: &mut Report<'_>) {
+    let dead_letter = c.dead_letter.as_ref().map(|d| d.sink.as_str());
+    let readers = c
+        .stages
+        .iter()
+        .map(|(n, s)| ("stages", n, s.inputs()))
+        .chain(c.sinks.iter().map(|(n, s)| ("sinks", n, s.inputs())));
+    let mut read = BTreeSet::new();
+    for (table, name, inputs) in readers {
+        if inputs.is_empty() && !(table == "sinks" && Some(name.as_str()) == dead_letter) {
+            problem(
+                format!("{table}.{name}.inputs"),
+                "lists no input: name the sources or stages it reads from".into(),
+            );
+        }
+        for input in inputs {
+            read.insert(input.as_str());
+            if !outputs.contains(input) {
+                let have: Vec<&str> = outputs.iter().map(String::as_str).collect();
+                let hint = if c.stages.contains_key(input) {
+                    format!(
+                        " ({input} is a route: read one of its outputs, like {input}.{UNMATCHED_ROUTE})"
+                    )
+                } else {
+                    String::new()
+                };
+                problem(
+                    format!("{table}.{name}.inputs"),
+                    format!(
+                        "no source or stage named {input:?}{hint} (have: {})",
+                        have.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    for name in c.sources.keys().chain(c.stages.keys()) {
+        let feeds = read.contains(name.as_str())
+            || read.iter().any(|r| {
+                r.strip_prefix(name.as_str())
+                    .is_some_and(|p| p.starts_with('.'))
+            });
+        if !feeds {
+            let table = if c.sources.contains_key(name) {
+                "sources"
+            } else {
+                "stages"
+            };
+            problem(
+                format!("{table}.{name}"),
+                format!("{name} feeds nothing: add it to the inputs of a stage or sink"),
+            );
+        }
+    }
+    if let Some(sink) = dead_letter
+        && !c.sinks.contains_key(sink)
+    {
+        let have: Vec<&str> = c.sinks.keys().map(String::as_str).collect();
+        problem(
+            "dead_letter.sink".into(),
+            format!("no sink named {sink:?} (have: {})", have.join(", ")),
+        );
+    }
+}
+
+fn check_cycles(c: &PipelineConfig, problem: &mut Report<'_>) {
+    // Depth-first search over stages; a stage met again while on the path closes a cycle.
+    fn visit<'a>(
+        c: &'a PipelineConfig,
+        name: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+        cycles: &mut Vec<String>,
+    ) {
+        if done.contains(name) {
+            return;
+        }
+        if let Some(at) = path.iter().position(|p| *p == name) {
+            let mut cycle: Vec<&str> = path[at..].to_vec();
+            cycle.push(name);
+            cycles.push(cycle.join(" -> "));
+            return;
+        }
+        let Some(stage) = c.stages.get(name) else {
+            return;
+        };
+        path.push(name);
+        for input in stage.inputs() {
+            let upstream = input.split('.').next().unwrap_or(input);
+            visit(c, upstream, path, done, cycles);
+        }
+        path.pop();
+        done.insert(name);
+    }
+    let mut done = BTreeSet::new();
+    for name in c.stages.keys() {
+        let mut cycles = Vec::new();
+        visit(c, name, &mut Vec::new(), &mut done, &mut cycles);
+        for cycle in cycles {
+            problem(
+                format!("stages.{name}.inputs"),
+                format!("inputs form a cycle ({cycle}): a stage cannot read its own output"),
+            );
+        }
+    }
+}
+
+fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &mut Report<'_>) {
+    for (name, stage) in &c.stages {
+        let key = |field: &str| format!("stages.{name}.{field}");
+        if stage.parallelism() == 0 || stage.parallelism() > MAX_PARALLELISM {
+            problem(
+                key("parallelism"),
+                format!("must be from 1 to {MAX_PARALLELISM}"),
+            );
+        }
+        if let Some(dedup) = stage.dedup()
+            && dedup.window == 0
+        {
+            problem(key("dedup.window"), "must be at least 1".into());
+        }
+        match stage {
+            StageConfig::Handler(h) => match plugins.kind(&h.plugin) {
+                Ok(PluginKind::Handler) => {}
+                Ok(other) => problem(
+                    key("plugin"),
+                    format!(
+                        "plugin {:?} is of the {other} world, not handler: a handler stage needs a handler plugin",
+                        h.plugin
+                    ),
+                ),
+                Err(message) => problem(key("plugin"), message),
+            },
+            StageConfig::Filter(f) => {
+                if let Err(e) = Condition::parse(&f.condition) {
+                    problem(key("condition"), format!("{:?}: {e}", f.condition));
+                }
+            }
+            StageConfig::Route(r) => {
+                if r.routes.is_empty() {
+                    problem(
+                        key("routes"),
+                        "has no route: add `NAME = \"CONDITION\"`".into(),
+                    );
+                }
+                for (route, condition) in &r.routes {
+                    if route == UNMATCHED_ROUTE {
+                        problem(
+                            key(&format!("routes.{route}")),
+                            format!(
+                                "{UNMATCHED_ROUTE:?} is the route of events no condition holds for: pick another name"
+                            ),
+                        );
+                    }
+                    match condition.as_str() {
+                        Some(text) => {
+                            if let Err(e) = Condition::parse(text) {
+                                problem(key(&format!("routes.{route}")), format!("{text:?}: {e}"));
+                            }
+                        }
+                        None => problem(
+                            key(&format!("routes.{route}")),
+                            "must be a condition in a string, like \"amount > 50\"".into(),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
+    for (name, sink) in &c.sinks {
+        let overload = sink.overload();
+        let key = format!("sinks.{name}.overload");
+        match (overload.policy, overload.sample_rate) {
+            (OverloadPolicy::Sample, None | Some(0 | 1)) => problem(
+                format!("{key}.sample_rate"),
+                "policy \"sample\" needs sample_rate of 2 or more (keep 1 in N)".into(),
+            ),
+            (OverloadPolicy::Sample, _) | (_, None) => {}
+            (_, Some(_)) => problem(
+                format!("{key}.sample_rate"),
+                format!(
+                    "is only used with policy = \"sample\" (policy is {:?})",
+                    overload.policy
+                ),
+            ),
+        }
+        if let SinkConfig::File(f) = sink
+            && f.rotate_bytes == Some(0)
+        {
+            problem(
+                format!("sinks.{name}.rotate_bytes"),
+                "must be more than zero".into(),
+            );
+        }
+    }
+}
+
+fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
+    for (name, source) in &c.sources {
+        if let SourceConfig::Generator(g) = source {
+            if let Some(rate) = g.rate
+                && !(rate > 0.0 && rate.is_finite())
+            {
+                problem(
+                    format!("sources.{name}.rate"),
+                    "must be a number of events per second above zero; leave it out for as fast as possible"
+                        .into(),
+                );
+            }
+            if let Err(e) = crate::connectors::GeneratorTemplate::new(g) {
+                problem(format!("sources.{name}.template"), e);
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Edge formats: bytes from outside into MessagePack payloads, and payloads back to bytes.
+
+use bytes::Bytes;
+use serde_json::{Map, Value as Json};
+
+use crate::config::EdgeFormat;
+use crate::event::Event;
+use crate::format::{json_to_msgpack, msgpack_to_json};
+
+/// Turns one record read at the edge into a payload.
+///
+/// # Errors
+/// The reason, for the dead-letter sink, when the record is not valid in `format`.
+pub fn decode(format: EdgeFormat, record: &[u8]) -> Result<Bytes, String> {
+    match format {
+        EdgeFormat::Json => json_to_msgpack(record)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string()),
+        EdgeFormat::Msgpack => match weir_plugin_sdk::msgpack::skip(record) {
+            Ok(n) if n == record.len() => Ok(Bytes::copy_from_slice(record)),
+            Ok(_) => Err("invalid MessagePack: bytes after the value".into()),
+            Err(e) => Err(format!("invalid MessagePack: {e}")),
+        },
+        EdgeFormat::Raw => Ok(Bytes::copy_from_slice(record)),
+    }
+}
+
+/// Appends `event` to `out` in `format`: a JSON line (just the payload, or with `envelope`
+/// an object with key, time, headers and payload), a MessagePack value, or raw bytes and a
+/// newline. A payload that is not MessagePack is written as a JSON string of its bytes, so
+/// a sink never refuses what a source let through (such as malformed input dead-lettered).
+pub fn encode(format: EdgeFormat, envelope: bool, event: &Event, out: &mut Vec<u8>) {
+    match format {
+        EdgeFormat::Json => {
+            let payload = payload_json(&event.payload);
+            let value = if envelope {
+                envelope_json(event, payload)
+            } else {
+                payload
+            };
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &value);
+            out.push(b'\n');
+        }
+        EdgeFormat::Msgpack => out.extend_from_slice(&event.payload),
+        EdgeFormat::Raw => {
+            out.extend_from_slice(&event.payload);
+            out.push(b'\n');
+        }
+    }
+}
+
+fn payload_json(payload: &[u8]) -> Json {
+    msgpack_to_json(payload)
+        .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(payload).into_owned()))
+}
+
+fn envelope_json(event: &Event, payload: Json) -> Json {
+    let mut object = Map::new();
+    if let Some(key) = &event.key {
+        object.insert(
+            "key".into(),
+            Json::String(String::from_utf8_lossy(key).into_owned()),
+        );
+    }
+    object.insert("time".into(), Json::from(event.time));
+    if !event.headers.is_empty() {
+        let headers = event
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    Json::String(String::from_utf8_lossy(&h.value).into_owned()),
+                )
+            })
+            .collect();
+        object.insert("headers".into(), Json::Object(headers));
+    }
+    object.insert("payload".into(), payload);
+    Json::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_and_bad_payloads_become_strings() {
+        let payload = decode(EdgeFormat::Json, br#"{"a":1}"#).unwrap();
+        let mut out = Vec::new();
+        encode(EdgeFormat::Json, false, &Event::new(payload, 5), &mut out);
+        assert_eq!(out, b"{\"a\":1}\n");
+        assert!(decode(EdgeFormat::Json, b"{nope").is_err());
+        out.clear();
+        encode(
+            EdgeFormat::Json,
+            true,
+            &Event::new(&b"{nope"[..], 5),
+            &mut out,
+        );
+        assert_eq!(out, b"{\"time\":5,\"payload\":\"{nope\"}\n");
+    }
+
+    #[test]
+    fn msgpack_must_be_exactly_one_value() {
+        assert!(decode(EdgeFormat::Msgpack, &[0x01]).is_ok());
+        assert!(decode(EdgeFormat::Msgpack, &[0x01, 0x02]).is_err());
+        assert!(decode(EdgeFormat::Msgpack, &[0xd9]).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! At-least-once delivery: acknowledgement tokens that follow events from their source
+//! position to every sink, the tracker that turns completions into a safe position to
+//! resume from, position checkpoints, dedup, and dead-letter events.
+
+mod ack;
+mod checkpoint;
+mod dead_letter;
+mod dedup;
+
+pub use ack::{AckToken, AckTracker, Completion};
+pub use checkpoint::{CheckpointError, CheckpointStore};
+pub use dead_letter::{DeadLetterReason, dead_letter_event};
+pub use dedup::Dedup;

@@ -1,0 +1,100 @@
+//! `type = "handler"`: a wasm handler plugin. Faults are isolated to the events that cause
+//! them; those go to the dead-letter list with the plugin, version and reason.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Operator, Processed};
+use crate::delivery::{DeadLetterReason, dead_letter_event};
+use crate::event::Event;
+use crate::metrics::PluginMetrics;
+use crate::plugins::{CallError, LoadedPlugin, PluginLimits, SupervisedHandler};
+
+/// A stage running a handler plugin.
+pub struct HandlerOperator {
+    stage: String,
+    plugin_label: String,
+    handler: SupervisedHandler,
+    metrics: PluginMetrics,
+    faults_seen: u64,
+}
+
+impl HandlerOperator {
+    /// Starts an instance of `plugin` with `config` (JSON) for stage `stage`.
+    ///
+    /// # Errors
+    /// The [`CallError`] of instantiation or `init` (e.g. the plugin rejects its config).
+    pub fn new(
+        stage: &str,
+        plugin: Arc<LoadedPlugin>,
+        limits: PluginLimits,
+        config: String,
+        metrics: PluginMetrics,
+    ) -> Result<Self, CallError> {
+        let plugin_label = format!("{}@{}", plugin.name(), plugin.version());
+        Ok(Self {
+            stage: stage.to_owned(),
+            plugin_label,
+            handler: SupervisedHandler::new(plugin, limits, config)?,
+            metrics,
+            faults_seen: 0,
+        })
+    }
+}
+
+impl Operator for HandlerOperator {
+    fn ports(&self) -> Vec<String> {
+        vec![String::new()]
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
+        let started = Instant::now();
+        let result = self.handler.process(&events);
+        self.metrics
+            .call_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let faults = self.handler.faults();
+        self.metrics.faults.inc_by(faults - self.faults_seen);
+        self.faults_seen = faults;
+        match result {
+            Ok(output) => {
+                out.dropped = output.dropped as u64;
+                out.ports[0] = output.events;
+                for failure in output.failures {
+                    let Some(event) = events.get(failure.index) else {
+                        continue;
+                    };
+                    out.dead.push(self.dead(event.clone(), &failure.error));
+                }
+            }
+            Err(error) => {
+                // No instance could be made: every event of the batch fails with the reason.
+                tracing::error!(stage = %self.stage, error = %error, "plugin unusable; batch sent to the dead-letter sink");
+                out.dead
+                    .extend(events.into_iter().map(|e| self.dead(e, &error)));
+            }
+        }
+    }
+}
+
+impl HandlerOperator {
+    fn dead(&self, event: Event, error: &CallError) -> (DeadLetterReason, Event) {
+        let reason = if error.fault().is_some() {
+            DeadLetterReason::PluginFault
+        } else {
+            DeadLetterReason::PluginError
+        };
+        let event = dead_letter_event(
+            event,
+            &self.stage,
+            Some(&self.plugin_label),
+            reason,
+            &error.to_string(),
+        );
+        (reason, event)
+    }
+}

@@ -1,0 +1,49 @@
+//! Built-in stages: a wasm handler, a condition filter and a router. Each takes a batch of
+//! events and sorts them into its output ports and the dead-letter list.
+
+mod filter;
+mod handler;
+mod route;
+
+pub use filter::FilterOperator;
+pub use handler::HandlerOperator;
+pub use route::RouteOperator;
+
+use crate::delivery::DeadLetterReason;
+use crate::event::Event;
+
+/// What a stage made of one batch.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Events per output port (a route has one per route; other stages one).
+    pub ports: Vec<Vec<Event>>,
+    /// Events that failed, with dead-letter headers already added, and why.
+    pub dead: Vec<(DeadLetterReason, Event)>,
+    /// Events dropped on purpose (filtered out).
+    pub dropped: u64,
+}
+
+impl Processed {
+    /// Empties it for the next batch, keeping `ports` output ports.
+    pub fn reset(&mut self, ports: usize) {
+        self.ports.resize_with(ports, Vec::new);
+        self.ports.iter_mut().for_each(Vec::clear);
+        self.dead.clear();
+        self.dropped = 0;
+    }
+}
+
+/// A stage's logic. One instance per worker; it may keep state between batches.
+pub trait Operator: Send + 'static {
+    /// Names of the output ports, in port order (`[""]` for a single unnamed output).
+    fn ports(&self) -> Vec<String>;
+
+    /// Whether `process` may block for long (a plugin call up to its deadline), so the
+    /// runtime should move other tasks off this thread first.
+    fn blocking(&self) -> bool {
+        false
+    }
+
+    /// Sorts `events` into `out` (already reset).
+    fn process(&mut self, events: Vec<Event>, out: &mut Processed);
+}

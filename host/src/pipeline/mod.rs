@@ -1,0 +1,362 @@
+//! Builds the component graph from a validated pipeline file and runs it: one task per
+//! source and sink, one per stage worker, joined by bounded channels.
+//!
+//! Shutdown needs no broadcast past the sources: cancelling stops the sources, which let go
+//! of their outputs; each stage ends when its input closes and each sink when its input
+//! closes, so everything read is drained and acknowledged before the tasks end.
+
+mod edge;
+mod stage;
+
+pub use edge::{Closed, Inlet, InputChannel, Output, channel};
+pub use stage::StageRunner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{
+    LoadedConfig, OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig,
+};
+use crate::connectors::{SinkContext, SourceContext, sink_task, source_task};
+use crate::delivery::CheckpointStore;
+use crate::expr::Condition;
+use crate::metrics::{ComponentMetrics, Metrics};
+use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator};
+use crate::plugins::{LoadedPlugin, PluginLimits};
+
+/// A pipeline that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A stage's plugin could not start (e.g. it rejected its config).
+    #[error("stage {stage}: {reason}")]
+    Stage {
+        /// The stage.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What `/api/v1/pipeline` shows of one component.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentInfo {
+    /// `source`, `stage` or `sink`.
+    pub role: &'static str,
+    /// Its `type`.
+    pub kind: String,
+    /// What it reads from.
+    pub inputs: Vec<String>,
+    /// Plugin name and version, for handler stages.
+    pub plugin: Option<String>,
+    /// Workers.
+    pub parallelism: usize,
+    #[serde(skip)]
+    metrics: Option<ComponentMetrics>,
+}
+
+impl ComponentInfo {
+    /// Counters as they are now.
+    pub fn counters(&self) -> serde_json::Value {
+        let Some(m) = &self.metrics else {
+            return serde_json::Value::Null;
+        };
+        serde_json::json!({
+            "events_in": m.events_in.get(),
+            "events_out": m.events_out.get(),
+            "filtered": m.filtered.get(),
+            "deduplicated": m.deduplicated.get(),
+            "shed": m.shed.get(),
+            "failed": m.failed.total(),
+            "channel_fill": m.channel_fill.get(),
+        })
+    }
+}
+
+/// A running pipeline.
+pub struct RunningPipeline {
+    tasks: TaskTracker,
+    /// Every component by name, for the admin API.
+    pub components: BTreeMap<String, ComponentInfo>,
+    /// Whether every source ends by itself.
+    pub finite: bool,
+}
+
+impl RunningPipeline {
+    /// Waits until every task has ended.
+    pub async fn wait(&self) {
+        self.tasks.wait().await;
+    }
+}
+
+/// Starts every component of `loaded`. `plugins` holds each plugin a stage names.
+///
+/// # Errors
+/// A [`BuildError`] when a stage's plugin cannot start.
+pub async fn start(
+    loaded: &LoadedConfig,
+    plugins: &HashMap<String, Arc<LoadedPlugin>>,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> Result<RunningPipeline, BuildError> {
+    let config = &loaded.config;
+    let flow = &config.flow;
+    let tasks = TaskTracker::new();
+    let mut components = BTreeMap::new();
+
+    // Inputs first, so every producer can be handed the inlets of its readers.
+    let mut stage_inputs = HashMap::new();
+    let mut sink_inputs = HashMap::new();
+    let mut inlets: HashMap<&str, Inlet> = HashMap::new();
+    for name in config.stages.keys() {
+        let shed = metrics.component(name).shed;
+        let (inlet, input) = channel(flow.channel_capacity, OverloadPolicy::Block, None, shed);
+        inlets.insert(name, inlet);
+        stage_inputs.insert(name.as_str(), input);
+    }
+    for (name, sink) in &config.sinks {
+        let overload = sink.overload();
+        let shed = metrics.component(name).shed;
+        let (inlet, input) = channel(
+            flow.channel_capacity,
+            overload.policy,
+            overload.sample_rate,
+            shed,
+        );
+        inlets.insert(name, inlet);
+        sink_inputs.insert(name.as_str(), input);
+    }
+    let dead_letter = config
+        .dead_letter
+        .as_ref()
+        .and_then(|d| inlets.get(d.sink.as_str()).cloned());
+
+    // Outputs: (producer, port) -> readers.
+    let mut outputs: HashMap<(String, String), Output> = HashMap::new();
+    let readers = config
+        .stages
+        .iter()
+        .map(|(n, s)| (n, s.inputs()))
+        .chain(config.sinks.iter().map(|(n, s)| (n, s.inputs())));
+    for (reader, reads) in readers {
+        for input in reads {
+            let (producer, port) = input.split_once('.').unwrap_or((input, ""));
+            if let Some(inlet) = inlets.get(reader.as_str()) {
+                outputs
+                    .entry((producer.to_owned(), port.to_owned()))
+                    .or_default()
+                    .push(inlet.clone());
+            }
+        }
+    }
+    drop(inlets);
+    let mut output_of = |producer: &str, port: &str| {
+        outputs
+            .remove(&(producer.to_owned(), port.to_owned()))
+            .unwrap_or_default()
+    };
+
+    for (name, sink) in &config.sinks {
+        let Some(input) = sink_inputs.remove(name.as_str()) else {
+            continue;
+        };
+        let component = metrics.component(name);
+        let is_dead_letter = config.dead_letter.as_ref().is_some_and(|d| &d.sink == name);
+        let ctx = SinkContext {
+            name: name.clone(),
+            input,
+            dead_letter: if is_dead_letter {
+                None
+            } else {
+                dead_letter.clone()
+            },
+            metrics: component.clone(),
+            delay: sink.overload().delay.map(|d| d.0),
+        };
+        components.insert(
+            name.clone(),
+            ComponentInfo {
+                role: "sink",
+                kind: sink_kind(sink).into(),
+                inputs: sink.inputs().to_vec(),
+                plugin: None,
+                parallelism: 1,
+                metrics: Some(component),
+            },
+        );
+        let task = sink_task(sink, ctx);
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+    }
+
+    for (name, stage) in &config.stages {
+        let Some(input) = stage_inputs.remove(name.as_str()) else {
+            continue;
+        };
+        let component = metrics.component(name);
+        let workers = operators(name, stage, config, plugins, metrics).await?;
+        let ports = workers.first().map(|w| w.ports()).unwrap_or_default();
+        let stage_outputs = ports.iter().map(|port| output_of(name, port)).collect();
+        let plugin = match stage {
+            StageConfig::Handler(h) => plugins
+                .get(&h.plugin)
+                .map(|p| format!("{}@{}", p.name(), p.version())),
+            _ => None,
+        };
+        components.insert(
+            name.clone(),
+            ComponentInfo {
+                role: "stage",
+                kind: stage_kind(stage).into(),
+                inputs: stage.inputs().to_vec(),
+                plugin,
+                parallelism: stage.parallelism(),
+                metrics: Some(component.clone()),
+            },
+        );
+        let runner = StageRunner {
+            name: name.clone(),
+            workers,
+            outputs: stage_outputs,
+            dead_letter: dead_letter.clone(),
+            metrics: component,
+            dedup: stage.dedup().map(|d| (d.field.clone(), d.window)),
+            channel_capacity: flow.channel_capacity,
+        };
+        tasks.spawn(runner.run(input));
+    }
+
+    let checkpoints = CheckpointStore::new(&config.state.dir);
+    let mut finite = true;
+    for (name, source) in &config.sources {
+        finite &= crate::connectors::source_is_finite(source);
+        let component = metrics.component(name);
+        let ctx = SourceContext {
+            name: name.clone(),
+            output: output_of(name, ""),
+            dead_letter: dead_letter.clone(),
+            metrics: component.clone(),
+            batch_size: flow.batch_size,
+            linger: flow.linger.0,
+            shutdown: shutdown.clone(),
+            checkpoints: checkpoints.clone(),
+            checkpoint_interval: config.state.checkpoint_interval.0,
+        };
+        components.insert(
+            name.clone(),
+            ComponentInfo {
+                role: "source",
+                kind: source_kind(source).into(),
+                inputs: Vec::new(),
+                plugin: None,
+                parallelism: 1,
+                metrics: Some(component),
+            },
+        );
+        let task = source_task(source.clone(), ctx);
+        let source_name = name.clone();
+        let stop_all = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = task.await {
+                // A source that cannot go on takes the pipeline down cleanly, draining what
+                // was read, rather than leaving a half-working service.
+                tracing::error!(source = %source_name, error = %e, "source failed; stopping the pipeline");
+                stop_all.cancel();
+            }
+        });
+    }
+    drop(dead_letter);
+    tasks.close();
+    Ok(RunningPipeline {
+        tasks,
+        components,
+        finite,
+    })
+}
+
+async fn operators(
+    name: &str,
+    stage: &StageConfig,
+    config: &PipelineConfig,
+    plugins: &HashMap<String, Arc<LoadedPlugin>>,
+    metrics: &Metrics,
+) -> Result<Vec<Box<dyn Operator>>, BuildError> {
+    let error = |reason: String| BuildError::Stage {
+        stage: name.to_owned(),
+        reason,
+    };
+    let n = stage.parallelism().max(1);
+    let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
+    match stage {
+        StageConfig::Handler(h) => {
+            let plugin = plugins
+                .get(&h.plugin)
+                .cloned()
+                .ok_or_else(|| error(format!("plugin {:?} is not loaded", h.plugin)))?;
+            let json = serde_json::to_string(&h.config).map_err(|e| error(e.to_string()))?;
+            let limits = PluginLimits {
+                call_timeout: config.plugins.timeout.0,
+                memory_bytes: (config.plugins.memory_mb as usize) << 20,
+                ..PluginLimits::default()
+            };
+            for _ in 0..n {
+                let plugin = Arc::clone(&plugin);
+                let json = json.clone();
+                let plugin_metrics = metrics.plugin(name, &h.plugin);
+                let stage = name.to_owned();
+                // Instantiation and `init` run plugin code: keep them off the runtime threads.
+                let operator = tokio::task::spawn_blocking(move || {
+                    HandlerOperator::new(&stage, plugin, limits, json, plugin_metrics)
+                })
+                .await
+                .map_err(|e| error(e.to_string()))?
+                .map_err(|e| error(e.to_string()))?;
+                workers.push(Box::new(operator));
+            }
+        }
+        StageConfig::Filter(f) => {
+            let condition = Condition::parse(&f.condition).map_err(|e| error(e.to_string()))?;
+            for _ in 0..n {
+                workers.push(Box::new(FilterOperator::new(condition.clone())));
+            }
+        }
+        StageConfig::Route(r) => {
+            let mut routes = Vec::with_capacity(r.routes.len());
+            for (route, condition) in &r.routes {
+                let text = condition.as_str().unwrap_or_default();
+                let condition = Condition::parse(text).map_err(|e| error(e.to_string()))?;
+                routes.push((route.clone(), condition));
+            }
+            workers.push(Box::new(RouteOperator::new(routes)));
+        }
+    }
+    Ok(workers)
+}
+
+fn source_kind(config: &SourceConfig) -> &'static str {
+    match config {
+        SourceConfig::Generator(_) => "generator",
+        SourceConfig::File(_) => "file",
+        SourceConfig::Stdin(_) => "stdin",
+    }
+}
+
+fn stage_kind(config: &StageConfig) -> &'static str {
+    match config {
+        StageConfig::Handler(_) => "handler",
+        StageConfig::Filter(_) => "filter",
+        StageConfig::Route(_) => "route",
+    }
+}
+
+fn sink_kind(config: &SinkConfig) -> &'static str {
+    match config {
+        SinkConfig::Stdout(_) => "stdout",
+        SinkConfig::File(_) => "file",
+        SinkConfig::Null(_) => "null",
+    }
+}

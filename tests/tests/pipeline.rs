@@ -1,0 +1,699 @@
+//! `weir run` and `weir validate`, driven as an operator would: real pipeline files, real
+//! plugins, real files, signals and HTTP.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_e2e::{plugin_dir, weir_binary};
+
+/// A pipeline in its own temporary directory.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `pipeline.toml`, with `{plugins}` replaced by the plugin directory.
+    fn pipeline(&self, text: &str) -> PathBuf {
+        let text = text.replace("{plugins}", &plugin_dir().display().to_string());
+        let path = self.path("pipeline.toml");
+        std::fs::write(&path, text).expect("write pipeline");
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(weir_binary());
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("WEIR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `weir run pipeline.toml` to its end.
+    fn run(&self, timeout: Duration) -> Finished {
+        let child = self
+            .command(&["run", "pipeline.toml"])
+            .spawn()
+            .expect("weir starts");
+        Running::new(child).finish(timeout)
+    }
+
+    fn start(&self) -> Running {
+        Running::new(
+            self.command(&["run", "pipeline.toml"])
+                .spawn()
+                .expect("weir starts"),
+        )
+    }
+
+    fn lines(&self, name: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.path(name)).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}")))
+            .collect()
+    }
+}
+
+/// A `weir run` process whose stderr is read on a thread.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+struct Finished {
+    code: i32,
+    stderr: String,
+}
+
+impl Finished {
+    fn summary(&self) -> Value {
+        self.stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|v| v.get("summary").cloned())
+            .unwrap_or_else(|| panic!("no summary in stderr:\n{}", self.stderr))
+    }
+}
+
+impl Running {
+    fn new(mut child: Child) -> Self {
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        Self {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {needle:?} on stderr within {timeout:?}:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The HTTP address, once the server listens.
+    fn address(&mut self) -> String {
+        let line = self.wait_for("http server listening", Duration::from_secs(30));
+        let start = line.find("http://").expect("address in line") + "http://".len();
+        let rest = &line[start..];
+        rest[..rest.find('/').expect("path")].to_owned()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn finish(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "weir did not exit within {timeout:?}:\n{}",
+                    self.drain().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = self.drain().join("\n");
+        Finished { code, stderr }
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response[9..12].parse().expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn component(pipeline: &Value, name: &str) -> Value {
+    pipeline["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no component {name} in {pipeline}"))
+}
+
+fn seqs(lines: &[Value], pointer: &str) -> Vec<u64> {
+    lines
+        .iter()
+        .map(|l| {
+            l.pointer(pointer)
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| panic!("no {pointer} in {l}"))
+        })
+        .collect()
+}
+
+#[test]
+fn issue_example_pipeline_runs_as_written_and_exits_when_drained() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path("events.jsonl"),
+        "{\"amount\":10}\n{\"amount\":60}\n{\"amount\":51,\"id\":\"x\"}\n",
+    )
+    .unwrap();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+format = "json"
+[stages.big]
+type = "handler"
+plugin = "threshold"
+inputs = ["in"]
+config = { field = "amount", min = 50 }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["big"]
+"#,
+    );
+    let done = ws.run(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("out.jsonl")).unwrap(),
+        "{\"amount\":60}\n{\"amount\":51,\"id\":\"x\"}\n"
+    );
+    let summary = done.summary();
+    assert_eq!(summary["big"]["filtered"], 1);
+    assert_eq!(summary["out"]["events_out"], 2);
+}
+
+#[test]
+fn million_generated_events_reach_the_file_sink_complete_through_threshold() {
+    let ws = Workspace::new();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+[sources.gen]
+type = "generator"
+count = 1000000
+template = { seq = "{{seq}}", amount = "{{int(0,100)}}" }
+[stages.upper_half]
+type = "handler"
+plugin = "threshold"
+inputs = ["gen"]
+config = { field = "seq", min = 499999 }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["upper_half"]
+"#,
+    );
+    let done = ws.run(Duration::from_secs(300));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let seqs = seqs(&ws.lines("out.jsonl"), "/seq");
+    assert_eq!(seqs.len(), 500_000, "every kept event exactly once");
+    let expected: Vec<u64> = (500_000..1_000_000).collect();
+    assert_eq!(
+        seqs, expected,
+        "all kept sequence numbers, in order, none missing or repeated"
+    );
+    assert_eq!(done.summary()["upper_half"]["filtered"], 500_000);
+}
+
+#[test]
+fn per_key_order_holds_with_four_workers() {
+    let ws = Workspace::new();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+[flow]
+batch_size = 64
+[sources.gen]
+type = "generator"
+count = 100000
+key = "user-{{int(0,31)}}"
+template = { seq = "{{seq}}" }
+[stages.tag]
+type = "handler"
+plugin = "enrich"
+parallelism = 4
+inputs = ["gen"]
+config = { field = "tagged", value = true }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+envelope = true
+inputs = ["tag"]
+"#,
+    );
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let lines = ws.lines("out.jsonl");
+    assert_eq!(lines.len(), 100_000);
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let mut interleaved = false;
+    let mut previous_key = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let key = line["key"].as_str().expect("key").to_owned();
+        let seq = line["payload"]["seq"].as_u64().expect("seq");
+        assert_eq!(line["payload"]["tagged"], true);
+        if let Some(before) = last.insert(key.clone(), seq) {
+            assert!(
+                before < seq,
+                "line {i}: key {key} went from seq {before} back to {seq}"
+            );
+        }
+        if i > 0 && key != previous_key && seq < 100_000 {
+            interleaved = true;
+        }
+        previous_key = key;
+    }
+    assert!(interleaved);
+    assert_eq!(last.len(), 32, "every key seen");
+    let all: HashSet<u64> = seqs(&lines, "/payload/seq").into_iter().collect();
+    assert_eq!(all.len(), 100_000, "no event lost or doubled");
+}
+
+#[test]
+fn malformed_input_and_a_trapping_event_are_dead_lettered_with_reasons() {
+    let ws = Workspace::new();
+    let mut input = String::new();
+    for i in 0..1000 {
+        match i {
+            100 => input.push_str("{\"seq\":100, oops\n"),
+            700 => input.push_str("{\"seq\":700,\"poison\":true}\n"),
+            _ => input.push_str(&format!("{{\"seq\":{i}}}\n")),
+        }
+    }
+    std::fs::write(ws.path("events.jsonl"), input).unwrap();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+[dead_letter]
+sink = "dlq"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+[stages.risky]
+type = "handler"
+plugin = "panic"
+inputs = ["in"]
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["risky"]
+[sinks.dlq]
+type = "file"
+path = "dlq.jsonl"
+envelope = true
+"#,
+    );
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let passed = seqs(&ws.lines("out.jsonl"), "/seq");
+    let expected: Vec<u64> = (0..1000).filter(|i| *i != 100 && *i != 700).collect();
+    assert_eq!(passed, expected, "every other event passes, in order");
+    let dead = ws.lines("dlq.jsonl");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let malformed = &dead
+        .iter()
+        .find(|d| d["headers"]["weir-dead-letter-kind"] == "malformed")
+        .expect("malformed one");
+    assert_eq!(malformed["payload"], "{\"seq\":100, oops");
+    assert_eq!(malformed["headers"]["weir-dead-letter-stage"], "in");
+    assert!(
+        malformed["headers"]["weir-dead-letter-error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    let trapped = dead
+        .iter()
+        .find(|d| d["headers"]["weir-dead-letter-kind"] == "plugin_fault")
+        .expect("trapped one");
+    assert_eq!(trapped["payload"]["seq"], 700);
+    assert_eq!(trapped["headers"]["weir-dead-letter-stage"], "risky");
+    assert!(
+        trapped["headers"]["weir-dead-letter-plugin"]
+            .as_str()
+            .unwrap()
+            .starts_with("panic@")
+    );
+    let error = trapped["headers"]["weir-dead-letter-error"]
+        .as_str()
+        .unwrap();
+    assert!(error.contains("panic") && error.contains("trap"), "{error}");
+}
+
+#[test]
+fn slow_sink_with_block_slows_the_source_and_memory_stays_bounded() {
+    let ws = Workspace::new();
+    ws.pipeline(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[plugins]
+dir = "{plugins}"
+[flow]
+batch_size = 256
+channel_capacity = 4
+[sources.gen]
+type = "generator"
+template = { seq = "{{seq}}", text = "some padding to make events weigh something {{seq}}" }
+[stages.pass]
+type = "filter"
+condition = "seq >= 0"
+inputs = ["gen"]
+[sinks.slow]
+type = "null"
+inputs = ["pass"]
+overload = { policy = "block", delay = "20ms" }
+"#,
+    );
+    let mut running = ws.start();
+    let address = running.address();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let started = Instant::now();
+    let mut max_rss = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        max_rss = max_rss.max(running.rss_kib());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = http_get(&address, "/api/v1/pipeline");
+    assert_eq!(status, 200);
+    let pipeline: Value = serde_json::from_str(&body).unwrap();
+    let generated = component(&pipeline, "gen")["counters"]["events_out"]
+        .as_u64()
+        .unwrap();
+    let written = component(&pipeline, "slow")["counters"]["events_out"]
+        .as_u64()
+        .unwrap();
+    // In flight at most: each channel's capacity plus the batch each component holds.
+    let bound = (2 * (4 + 1) + 2) * 256;
+    assert!(
+        generated - written <= bound,
+        "generated {generated}, written {written}: the source did not slow down"
+    );
+    // 20 ms per batch of 256 is at most ~12,800 events/s.
+    assert!(
+        generated < 4 * 20_000,
+        "generated {generated} in ~4 s: not held back"
+    );
+    assert!(max_rss < 150 * 1024, "RSS reached {max_rss} KiB");
+    let (status, metrics) = http_get(&address, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("weir_events_in_total{component=\"slow\"}"),
+        "{metrics}"
+    );
+    running.signal("TERM");
+    let done = running.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+}
+
+#[test]
+fn drop_newest_counts_exactly_what_it_sheds() {
+    let ws = Workspace::new();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[flow]
+batch_size = 100
+channel_capacity = 2
+[sources.gen]
+type = "generator"
+count = 50000
+[sinks.slow]
+type = "null"
+inputs = ["gen"]
+overload = { policy = "drop_newest", delay = "2ms" }
+"#,
+    );
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let summary = done.summary();
+    let sent = summary["gen"]["events_out"].as_u64().unwrap();
+    let received = summary["slow"]["events_in"].as_u64().unwrap();
+    let shed = summary["slow"]["shed"].as_u64().unwrap();
+    assert_eq!(sent, 50_000);
+    assert!(shed > 0, "the sink never fell behind: {summary}");
+    assert_eq!(shed, sent - received, "{summary}");
+}
+
+#[test]
+fn sigterm_mid_stream_then_restart_delivers_every_line_at_least_once() {
+    let ws = Workspace::new();
+    let total = 200_000u64;
+    let mut input = String::new();
+    for i in 0..total {
+        input.push_str(&format!("{{\"seq\":{i}}}\n"));
+    }
+    std::fs::write(ws.path("events.jsonl"), input).unwrap();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[flow]
+batch_size = 500
+[state]
+dir = "state"
+checkpoint_interval = "50ms"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["in"]
+overload = { delay = "5ms" }
+"#,
+    );
+    let mut first = ws.start();
+    first.wait_for("pipeline running", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(800));
+    first.signal("TERM");
+    let done = first.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let after_first = ws.lines("out.jsonl").len() as u64;
+    assert!(
+        after_first > 0 && after_first < total,
+        "stopped mid-stream: {after_first} of {total}"
+    );
+
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("resuming from the acknowledged position"),
+        "{}",
+        done.stderr
+    );
+    let all = seqs(&ws.lines("out.jsonl"), "/seq");
+    let distinct: HashSet<u64> = all.iter().copied().collect();
+    assert_eq!(distinct.len() as u64, total, "every line at least once");
+    let duplicates = all.len() as u64 - total;
+    assert!(
+        duplicates <= 500,
+        "{duplicates} duplicates: more than one batch"
+    );
+}
+
+#[test]
+fn invalid_pipeline_files_are_refused_with_file_line_and_fix() {
+    let ws = Workspace::new();
+    let base_source = "[sources.in]\ntype = \"file\"\npath = \"x.jsonl\"\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown key",
+            format!("{base_source}pth = 1\n[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"),
+            "pipeline.toml:1: sources.in: unknown field `pth`",
+        ),
+        (
+            "missing input",
+            format!("{base_source}[sinks.out]\ntype = \"null\"\ninputs = [\"nope\"]\n"),
+            "pipeline.toml:6: sinks.out.inputs: no source or stage named \"nope\" (have: in)",
+        ),
+        (
+            "cycle",
+            format!(
+                "{base_source}[stages.a]\ntype = \"filter\"\ncondition = \"x > 1\"\ninputs = [\"in\", \"b\"]\n[stages.b]\ntype = \"filter\"\ncondition = \"x > 1\"\ninputs = [\"a\"]\n[sinks.out]\ntype = \"null\"\ninputs = [\"b\"]\n"
+            ),
+            "inputs form a cycle",
+        ),
+        (
+            "unknown plugin",
+            format!(
+                "[plugins]\ndir = \"{{plugins}}\"\n{base_source}[stages.h]\ntype = \"handler\"\nplugin = \"thresold\"\ninputs = [\"in\"]\n[sinks.out]\ntype = \"null\"\ninputs = [\"h\"]\n"
+            ),
+            "pipeline.toml:8: stages.h.plugin: no plugin \"thresold\" in",
+        ),
+        (
+            "wrong plugin kind",
+            format!(
+                "[plugins]\ndir = \"{{plugins}}\"\n{base_source}[stages.h]\ntype = \"handler\"\nplugin = \"stats\"\ninputs = [\"in\"]\n[sinks.out]\ntype = \"null\"\ninputs = [\"h\"]\n"
+            ),
+            "pipeline.toml:8: stages.h.plugin: plugin \"stats\" is of the aggregator world, not handler",
+        ),
+        (
+            "bad duration",
+            format!(
+                "[flow]\nlinger = \"5 parsecs\"\n{base_source}[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"
+            ),
+            "pipeline.toml:2: flow.linger: bad duration \"5 parsecs\"",
+        ),
+        (
+            "bad condition",
+            format!(
+                "{base_source}[stages.f]\ntype = \"filter\"\ncondition = \"amount = 5\"\ninputs = [\"in\"]\n[sinks.out]\ntype = \"null\"\ninputs = [\"f\"]\n"
+            ),
+            "pipeline.toml:6: stages.f.condition: \"amount = 5\": column 8: `=` is not an operator",
+        ),
+        (
+            "unknown type",
+            "[sources.in]\ntype = \"kafak\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"
+                .to_owned(),
+            "unknown variant `kafak`, expected one of `generator`, `file`, `stdin`",
+        ),
+        (
+            "unset secret",
+            format!(
+                "{base_source}[sinks.out]\ntype = \"file\"\npath = \"${{WEIR_TEST_UNSET_SECRET}}\"\ninputs = [\"in\"]\n"
+            ),
+            "pipeline.toml:6: environment variable WEIR_TEST_UNSET_SECRET is not set",
+        ),
+        (
+            "source feeding nothing",
+            format!(
+                "{base_source}[sources.extra]\ntype = \"stdin\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"
+            ),
+            "pipeline.toml:4: sources.extra: extra feeds nothing",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        ws.pipeline(text);
+        let output = ws
+            .command(&["validate", "pipeline.toml"])
+            .output()
+            .expect("weir runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+        let run = ws
+            .command(&["run", "pipeline.toml"])
+            .output()
+            .expect("weir runs");
+        assert_eq!(run.status.code(), Some(2), "{name}: run must refuse it too");
+    }
+    ws.pipeline(&format!(
+        "{base_source}[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"
+    ));
+    let ok = ws
+        .command(&["validate", "pipeline.toml"])
+        .output()
+        .expect("weir runs");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
