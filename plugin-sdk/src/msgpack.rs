@@ -232,6 +232,41 @@ pub fn skip(buf: &[u8]) -> Result<usize, DecodeError> {
     Ok(pos)
 }
 
+/// Whether the map key at the start of `buf` is the string `want`, and the key's length.
+/// Short string keys, nearly all keys in practice, are compared without decoding a value.
+#[inline]
+fn key_matches(buf: &[u8], want: &[u8]) -> Result<(bool, usize), DecodeError> {
+    let (start, len) = match buf.first() {
+        Some(&m @ 0xa0..=0xbf) => (1, usize::from(m & 0x1f)),
+        Some(0xd9) => (2, usize::from(*buf.get(1).ok_or(DecodeError::Truncated)?)),
+        _ => {
+            let (key, n) = read(buf)?;
+            return Ok((key == Value::Str(want), n));
+        }
+    };
+    let key = take(buf, start, len)?;
+    Ok((key == want, start + len))
+}
+
+/// [`skip`] with the common scalars and short strings done inline, without the loop.
+#[inline]
+fn skip_value(buf: &[u8]) -> Result<usize, DecodeError> {
+    let n = match buf.first() {
+        Some(0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff) => 1,
+        Some(0xcc | 0xd0) => 2,
+        Some(0xcd | 0xd1) => 3,
+        Some(0xca | 0xce | 0xd2) => 5,
+        Some(0xcb | 0xcf | 0xd3) => 9,
+        Some(&m @ 0xa0..=0xbf) => 1 + usize::from(m & 0x1f),
+        Some(0xd9) => 2 + usize::from(*buf.get(1).ok_or(DecodeError::Truncated)?),
+        _ => return skip(buf),
+    };
+    if n > buf.len() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(n)
+}
+
 /// The value at a dotted `path` (`amount`, `user.id`) in a payload that is a map.
 ///
 /// Returns `Ok(None)` when a key is missing or an intermediate value is not a map.
@@ -252,13 +287,14 @@ pub fn lookup<'a>(payload: &'a [u8], path: &str) -> Result<Option<Value<'a>>, De
         root = false;
         let mut found = None;
         for _ in 0..len {
-            let (key, n) = read(current.get(pos..).ok_or(DecodeError::Truncated)?)?;
+            let rest = current.get(pos..).ok_or(DecodeError::Truncated)?;
+            let (matches, n) = key_matches(rest, segment.as_bytes())?;
             pos += n;
-            if key == Value::Str(segment.as_bytes()) {
+            if matches {
                 found = Some(pos);
                 break;
             }
-            pos += skip(current.get(pos..).ok_or(DecodeError::Truncated)?)?;
+            pos += skip_value(current.get(pos..).ok_or(DecodeError::Truncated)?)?;
         }
         let Some(at) = found else { return Ok(None) };
         current = current.get(at..).ok_or(DecodeError::Truncated)?;
@@ -430,6 +466,61 @@ pub fn write_map_len(out: &mut Vec<u8>, len: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_skip_agrees_with_the_general_one() {
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        let mut push = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            f(&mut v);
+            values.push(v);
+        };
+        for n in [
+            0u64,
+            5,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX) + 1,
+        ] {
+            push(&|v| write_uint(v, n));
+        }
+        for n in [-1i64, -32, -33, -128, -129, -32_768, -40_000, i64::MIN] {
+            push(&|v| write_int(v, n));
+        }
+        for text in ["", "a", &"x".repeat(31), &"y".repeat(32), &"z".repeat(300)] {
+            push(&|v| write_str(v, text));
+        }
+        push(&|v| write_f64(v, 1.5));
+        push(&|v| write_nil(v));
+        push(&|v| write_bool(v, true));
+        push(&|v| {
+            write_map_len(v, 1);
+            write_str(v, "k");
+            write_array_len(v, 2);
+            write_uint(v, 1);
+            write_str(v, "two");
+        });
+        for value in &values {
+            let mut padded = value.clone();
+            padded.extend_from_slice(&[0xc0, 0xc0]);
+            assert_eq!(
+                skip_value(&padded).unwrap(),
+                skip(&padded).unwrap(),
+                "{value:x?}"
+            );
+            assert_eq!(skip_value(&padded).unwrap(), value.len());
+            if value.len() > 1 {
+                assert!(
+                    skip_value(&value[..value.len() - 1]).is_err(),
+                    "truncated {value:x?}"
+                );
+            }
+        }
+    }
 
     fn sample() -> Vec<u8> {
         // {"id": 7, "tags": ["a", {"x": 1}], "user": {"name": "ann", "score": -3.5}, "big": 300}
