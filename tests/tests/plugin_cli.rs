@@ -396,7 +396,10 @@ fn run_refuses_the_wrong_world_and_a_rejected_config_in_one_line() {
 fn sha256_prefix(file: &Path) -> String {
     let run = weir(&["plugin", "check", path(file), "--json"], b"");
     let report: Value = serde_json::from_str(&run.stdout).expect("check --json prints JSON");
-    report["version"].as_str().expect("version is a string").to_owned()
+    report["version"]
+        .as_str()
+        .expect("version is a string")
+        .to_owned()
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! The HTTP side: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and
-//! `/api/v1/pipeline` (components, inputs, counters, plugin versions).
+//! The HTTP side: `/healthz`, `/readyz`, `/metrics` (Prometheus text),
+//! `/api/v1/pipeline` (components, inputs, counters, plugin versions) and
+//! `POST /ingest/NAME` for http sources.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::connectors::{IngestHandle, IngestRequest, decode_body};
 use crate::metrics::Metrics;
 use crate::pipeline::ComponentInfo;
 
@@ -22,6 +25,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     /// The components, once started.
     pub components: std::sync::RwLock<BTreeMap<String, ComponentInfo>>,
+    /// Http sources by name, once started.
+    pub ingest: std::sync::RwLock<HashMap<String, IngestHandle>>,
 }
 
 impl ApiState {
@@ -31,6 +36,7 @@ impl ApiState {
             metrics,
             ready: AtomicBool::new(false),
             components: std::sync::RwLock::new(BTreeMap::new()),
+            ingest: std::sync::RwLock::new(HashMap::new()),
         }
     }
 }
@@ -42,7 +48,77 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/pipeline", get(pipeline))
+        .route("/ingest/{name}", post(ingest))
+        // Each http source checks its own limit; this only caps what axum buffers.
+        .layer(DefaultBodyLimit::max(MAX_INGEST_BODY_BYTES))
         .with_state(state)
+}
+
+/// The most any http source may take in one request, whatever its own setting.
+pub const MAX_INGEST_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// Seconds a client is told to wait when the pipeline is full.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+async fn ingest(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let handle = match state.ingest.read() {
+        Ok(map) => map.get(&name).cloned(),
+        Err(poisoned) => poisoned.into_inner().get(&name).cloned(),
+    };
+    let Some(handle) = handle else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no http source named {name:?}\n"),
+        )
+            .into_response();
+    };
+    if body.len() > handle.max_body_bytes {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body of {} bytes is over this source's max_body_bytes of {}\n",
+                body.len(),
+                handle.max_body_bytes
+            ),
+        )
+            .into_response();
+    }
+    let events = match decode_body(handle.format, &body) {
+        Ok(events) => events,
+        Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+    };
+    let count = events.len();
+    let (accepted, answer) = tokio::sync::oneshot::channel();
+    match handle.requests.try_send(IngestRequest { events, accepted }) {
+        Ok(()) => {}
+        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+                "the pipeline is full: retry later\n",
+            )
+                .into_response();
+        }
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "the source has stopped\n").into_response();
+        }
+    }
+    match answer.await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "accepted": count })),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the source stopped before taking the events\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {

@@ -473,10 +473,7 @@ struct PatternRun {
 type IndexedFailures = Vec<(usize, CallError)>;
 
 impl PatternRun {
-    fn process(
-        &mut self,
-        events: &[Event],
-    ) -> Result<(Vec<Event>, IndexedFailures), String> {
+    fn process(&mut self, events: &[Event]) -> Result<(Vec<Event>, IndexedFailures), String> {
         let mut matches = self.fire(self.watermark)?;
         let mut local: HashMap<usize, u32> = HashMap::new();
         let mut touched: Vec<usize> = Vec::new();

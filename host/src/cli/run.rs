@@ -124,6 +124,10 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory) -> u8 {
         Ok(mut components) => *components = running.components.clone(),
         Err(poisoned) => *poisoned.into_inner() = running.components.clone(),
     }
+    match state.ingest.write() {
+        Ok(mut ingest) => *ingest = running.ingest.clone(),
+        Err(poisoned) => *poisoned.into_inner() = running.ingest.clone(),
+    }
     state.ready.store(true, Ordering::Release);
     tracing::info!(
         sources = config.sources.len(),

@@ -212,6 +212,28 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     /// Standard input, read to its end.
     Stdin(StdinSourceConfig),
+    /// Events POSTed to `/ingest/NAME` on the HTTP side.
+    Http(HttpSourceConfig),
+}
+
+/// `type = "http"` as a source: `POST /ingest/NAME` with NDJSON, a JSON array, or
+/// MessagePack values. Answers 202 once the events are in the pipeline, 429 with
+/// `Retry-After` while the pipeline is full, 400 with the reason for bad input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// `json` (NDJSON or one JSON array) or `msgpack` (concatenated values).
+    #[serde(default)]
+    pub format: EdgeFormat,
+    /// Largest request body taken, in bytes.
+    #[serde(default = "HttpSourceConfig::default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl HttpSourceConfig {
+    const fn default_max_body() -> usize {
+        16 * 1024 * 1024
+    }
 }
 
 /// `type = "generator"`.
@@ -394,6 +416,41 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     /// Counts events and discards them.
     Null(NullSinkConfig),
+    /// POSTs each batch to a URL.
+    Http(HttpSinkConfig),
+}
+
+/// `type = "http"` as a sink: one POST per batch (NDJSON, or MessagePack values), retried
+/// with backoff on failure, then dead-lettered. Any 2xx answer acknowledges the batch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// Where to POST (`http://`; put secrets in `headers` through `${ENV}`).
+    pub url: String,
+    /// Stages or sources it writes.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// `json` (NDJSON body) or `msgpack`.
+    #[serde(default)]
+    pub format: EdgeFormat,
+    /// Send `{"key", "time", "headers", "payload"}` per event instead of the payload alone.
+    #[serde(default)]
+    pub envelope: bool,
+    /// Extra request headers, e.g. `{ Authorization = "Bearer ${TOKEN}" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Time allowed for one request, connection included.
+    #[serde(default = "HttpSinkConfig::default_timeout")]
+    pub timeout: Duration,
+    /// Overload policy.
+    #[serde(default)]
+    pub overload: OverloadConfig,
+}
+
+impl HttpSinkConfig {
+    const fn default_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 impl SinkConfig {
@@ -403,6 +460,7 @@ impl SinkConfig {
             Self::Stdout(c) => &c.inputs,
             Self::File(c) => &c.inputs,
             Self::Null(c) => &c.inputs,
+            Self::Http(c) => &c.inputs,
         }
     }
 
@@ -412,6 +470,7 @@ impl SinkConfig {
             Self::Stdout(c) => &c.overload,
             Self::File(c) => &c.overload,
             Self::Null(c) => &c.overload,
+            Self::Http(c) => &c.overload,
         }
     }
 }

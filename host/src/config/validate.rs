@@ -318,6 +318,14 @@ fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
                 ),
             ),
         }
+        if let SinkConfig::Http(h) = sink
+            && !h.url.starts_with("http://")
+        {
+            problem(
+                format!("sinks.{name}.url"),
+                format!("{:?} is not an http:// URL", h.url),
+            );
+        }
         if let SinkConfig::File(f) = sink
             && f.rotate_bytes == Some(0)
         {
@@ -331,6 +339,12 @@ fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
 
 fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
     for (name, source) in &c.sources {
+        if matches!(source, SourceConfig::Http(_)) && !c.server.enabled {
+            problem(
+                format!("sources.{name}"),
+                "an http source is served by the HTTP side: set [server] enabled = true".into(),
+            );
+        }
         if let SourceConfig::Generator(g) = source {
             if let Some(rate) = g.rate
                 && !(rate > 0.0 && rate.is_finite())

@@ -5,6 +5,8 @@ mod codec;
 mod file_sink;
 mod file_source;
 mod generator;
+mod http_sink;
+mod http_source;
 mod sink;
 mod source;
 mod stdin;
@@ -13,6 +15,8 @@ pub use codec::{decode, encode};
 pub use file_sink::{FileWriter, NullWriter, StdoutWriter};
 pub use file_source::FilePosition;
 pub use generator::GeneratorTemplate;
+pub use http_sink::HttpWriter;
+pub use http_source::{IngestHandle, IngestRequest, decode_body, ingest_channel};
 pub use sink::{BatchWriter, SinkContext};
 pub use source::{SourceContext, SourceError};
 
@@ -30,15 +34,23 @@ pub fn source_is_finite(config: &SourceConfig) -> bool {
         SourceConfig::Generator(g) => g.count.is_some(),
         SourceConfig::File(f) => !f.follow,
         SourceConfig::Stdin(_) => true,
+        SourceConfig::Http(_) => false,
     }
 }
 
-/// The task of a source.
-pub fn source_task(config: SourceConfig, ctx: SourceContext) -> ConnectorTask {
+/// The task of a source; http sources also give the handle the HTTP side feeds them by.
+pub fn source_task(
+    config: SourceConfig,
+    ctx: SourceContext,
+) -> (ConnectorTask, Option<IngestHandle>) {
     match config {
-        SourceConfig::Generator(c) => Box::pin(generator::run(c, ctx)),
-        SourceConfig::File(c) => Box::pin(file_source::run(c, ctx)),
-        SourceConfig::Stdin(c) => Box::pin(stdin::run(c, ctx)),
+        SourceConfig::Generator(c) => (Box::pin(generator::run(c, ctx)), None),
+        SourceConfig::File(c) => (Box::pin(file_source::run(c, ctx)), None),
+        SourceConfig::Stdin(c) => (Box::pin(stdin::run(c, ctx)), None),
+        SourceConfig::Http(c) => {
+            let (handle, requests) = ingest_channel(&c);
+            (Box::pin(http_source::run(requests, ctx)), Some(handle))
+        }
     }
 }
 
@@ -54,6 +66,13 @@ pub fn sink_task(config: &SinkConfig, ctx: SinkContext) -> ConnectorTask {
         }
         SinkConfig::File(c) => {
             let writer = FileWriter::new(c);
+            Box::pin(async move {
+                sink::run(writer, ctx).await;
+                Ok(())
+            })
+        }
+        SinkConfig::Http(c) => {
+            let writer = HttpWriter::new(c);
             Box::pin(async move {
                 sink::run(writer, ctx).await;
                 Ok(())

@@ -66,7 +66,9 @@ pub async fn run<W: BatchWriter>(mut writer: W, ctx: SinkContext) {
         ctx.metrics
             .batch_seconds
             .observe(started.elapsed().as_secs_f64());
-        ctx.metrics.channel_fill.set(ctx.input.queued().await as i64);
+        ctx.metrics
+            .channel_fill
+            .set(ctx.input.queued().await as i64);
     }
 }
 

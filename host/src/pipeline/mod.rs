@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{
     LoadedConfig, OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig,
 };
-use crate::connectors::{SinkContext, SourceContext, sink_task, source_task};
+use crate::connectors::{IngestHandle, SinkContext, SourceContext, sink_task, source_task};
 use crate::delivery::CheckpointStore;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
@@ -83,6 +83,8 @@ pub struct RunningPipeline {
     pub components: BTreeMap<String, ComponentInfo>,
     /// Whether every source ends by itself.
     pub finite: bool,
+    /// Handles of http sources, by source name, for the HTTP side.
+    pub ingest: HashMap<String, IngestHandle>,
 }
 
 impl RunningPipeline {
@@ -232,6 +234,7 @@ pub async fn start(
 
     let checkpoints = CheckpointStore::new(&config.state.dir);
     let mut finite = true;
+    let mut ingest = HashMap::new();
     for (name, source) in &config.sources {
         finite &= crate::connectors::source_is_finite(source);
         let component = metrics.component(name);
@@ -257,7 +260,10 @@ pub async fn start(
                 metrics: Some(component),
             },
         );
-        let task = source_task(source.clone(), ctx);
+        let (task, ingest_handle) = source_task(source.clone(), ctx);
+        if let Some(handle) = ingest_handle {
+            ingest.insert(name.clone(), handle);
+        }
         let source_name = name.clone();
         let stop_all = shutdown.clone();
         tasks.spawn(async move {
@@ -275,6 +281,7 @@ pub async fn start(
         tasks,
         components,
         finite,
+        ingest,
     })
 }
 
@@ -342,6 +349,7 @@ fn source_kind(config: &SourceConfig) -> &'static str {
         SourceConfig::Generator(_) => "generator",
         SourceConfig::File(_) => "file",
         SourceConfig::Stdin(_) => "stdin",
+        SourceConfig::Http(_) => "http",
     }
 }
 
@@ -358,5 +366,6 @@ fn sink_kind(config: &SinkConfig) -> &'static str {
         SinkConfig::Stdout(_) => "stdout",
         SinkConfig::File(_) => "file",
         SinkConfig::Null(_) => "null",
+        SinkConfig::Http(_) => "http",
     }
 }
