@@ -879,3 +879,108 @@ inputs = ["gen"]
         "each event delivered once"
     );
 }
+
+#[test]
+fn route_splits_by_condition_and_dedup_drops_repeats() {
+    let ws = Workspace::new();
+    let mut input = String::new();
+    for i in 0..300u64 {
+        // Every id appears three times in a row.
+        input.push_str(&format!(
+            "{{\"id\":{},\"amount\":{}}}\n",
+            i / 3,
+            (i / 3) % 200
+        ));
+    }
+    std::fs::write(ws.path("events.jsonl"), input).unwrap();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[sources.in]
+type = "file"
+path = "events.jsonl"
+[stages.once]
+type = "filter"
+condition = "exists(id)"
+dedup = { field = "id", window = 1000 }
+inputs = ["in"]
+[stages.split]
+type = "route"
+routes = { big = "amount >= 50", small = "amount < 10", any = "amount >= 0" }
+inputs = ["once"]
+[sinks.big]
+type = "file"
+path = "big.jsonl"
+inputs = ["split.big"]
+[sinks.small]
+type = "file"
+path = "small.jsonl"
+inputs = ["split.small"]
+[sinks.rest]
+type = "file"
+path = "rest.jsonl"
+inputs = ["split.any", "split.unmatched"]
+"#,
+    );
+    let done = ws.run(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.summary()["once"]["deduplicated"], 200);
+    let ids = |name: &str| seqs(&ws.lines(name), "/id");
+    assert_eq!(ids("big.jsonl"), (50..100).collect::<Vec<u64>>());
+    assert_eq!(ids("small.jsonl"), (0..10).collect::<Vec<u64>>());
+    assert_eq!(ids("rest.jsonl"), (10..50).collect::<Vec<u64>>());
+}
+
+#[test]
+fn followed_file_delivers_appended_lines_and_survives_rotation() {
+    let ws = Workspace::new();
+    let log = ws.path("app.log");
+    std::fs::write(&log, "{\"n\":1}\n").unwrap();
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[sources.tail]
+type = "file"
+path = "app.log"
+follow = true
+poll_interval = "20ms"
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["tail"]
+"#,
+    );
+    let mut running = ws.start();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let wait_for_lines = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ws.lines("out.jsonl").len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?}",
+                ws.lines("out.jsonl")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_lines(1);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(b"{\"n\":2}\n{\"n\":").unwrap();
+    file.flush().unwrap();
+    wait_for_lines(2);
+    // The half-written line is not taken until its newline arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ws.lines("out.jsonl").len(), 2);
+    file.write_all(b"3}\n").unwrap();
+    wait_for_lines(3);
+    // Rotate the way log shippers see it: rename, then a new file at the same path.
+    std::fs::rename(&log, ws.path("app.log.1")).unwrap();
+    std::fs::write(&log, "{\"n\":4}\n{\"n\":5}\n").unwrap();
+    wait_for_lines(5);
+    running.signal("TERM");
+    let done = running.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(seqs(&ws.lines("out.jsonl"), "/n"), vec![1, 2, 3, 4, 5]);
+}

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{AckTracker, CheckpointStore, DeadLetterReason, dead_letter_event};
+use crate::delivery::{
+    AckTracker, CheckpointStore, DeadLetterReason, LogLimiter, dead_letter_event,
+};
 use crate::event::{Batch, Event};
 use crate::metrics::ComponentMetrics;
 use crate::pipeline::{Inlet, Output};
@@ -63,6 +65,7 @@ pub struct Emitter<P> {
     saved: Option<P>,
     last_save: Instant,
     checkpointed: bool,
+    log_limit: LogLimiter,
 }
 
 impl<P: Clone + PartialEq + Serialize + Send + 'static> Emitter<P> {
@@ -74,6 +77,7 @@ impl<P: Clone + PartialEq + Serialize + Send + 'static> Emitter<P> {
             saved: None,
             last_save: Instant::now(),
             checkpointed,
+            log_limit: LogLimiter::default(),
         }
     }
 
@@ -112,7 +116,9 @@ impl<P: Clone + PartialEq + Serialize + Send + 'static> Emitter<P> {
             let dead: Vec<Event> = malformed
                 .into_iter()
                 .map(|(event, reason)| {
-                    tracing::warn!(source = %self.ctx.name, error = %reason, "malformed input, sent to the dead-letter sink");
+                    if let Some(held_back) = self.log_limit.allow() {
+                        tracing::warn!(source = %self.ctx.name, error = %reason, held_back, "malformed input, sent to the dead-letter sink");
+                    }
                     dead_letter_event(event, &self.ctx.name, None, DeadLetterReason::Malformed, &reason)
                 })
                 .collect();
