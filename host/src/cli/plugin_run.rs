@@ -5,7 +5,6 @@
 //! timers as event time advances (the largest time seen so far), fire the rest at the end of
 //! input, and print matches.
 
-use crate::event::now_ms;
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use super::{CacheArgs, EXIT_EVENTS_FAILED, EXIT_OK, fail};
-use crate::event::{Event, Header};
+use crate::event::{Event, Header, now_ms};
 use crate::format::{json_value_to_msgpack, msgpack_to_json};
 use crate::plugins::{
     AggregatorInstance, CallError, LoadedPlugin, MAX_MEMORY_LIMIT_BYTES, PatternInstance,
@@ -263,22 +262,7 @@ impl<W: Write> Printer<W> {
     fn print(&mut self, event: &Event) -> Result<(), String> {
         let payload = msgpack_to_json(&event.payload).map_err(|e| format!("plugin output: {e}"))?;
         let line = if self.envelope {
-            let headers: Map<String, Value> = event
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.clone(),
-                        Value::String(String::from_utf8_lossy(&h.value).into_owned()),
-                    )
-                })
-                .collect();
-            json!({
-                "key": event.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "time": event.time,
-                "headers": headers,
-                "payload": payload,
-            })
+            crate::connectors::envelope_json(event, payload)
         } else {
             payload
         };

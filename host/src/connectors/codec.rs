@@ -55,30 +55,22 @@ fn payload_json(payload: &[u8]) -> Json {
         .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(payload).into_owned()))
 }
 
-fn envelope_json(event: &Event, payload: Json) -> Json {
-    let mut object = Map::new();
-    if let Some(key) = &event.key {
-        object.insert(
-            "key".into(),
-            Json::String(String::from_utf8_lossy(key).into_owned()),
-        );
-    }
-    object.insert("time".into(), Json::from(event.time));
-    if !event.headers.is_empty() {
-        let headers = event
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.clone(),
-                    Json::String(String::from_utf8_lossy(&h.value).into_owned()),
-                )
-            })
-            .collect();
-        object.insert("headers".into(), Json::Object(headers));
-    }
-    object.insert("payload".into(), payload);
-    Json::Object(object)
+/// The JSON envelope of an event: `{"key", "time", "headers", "payload"}`, the shape
+/// `weir plugin run --envelope` reads and every JSON sink with `envelope = true` writes.
+/// Keys and header values are shown as (lossy) UTF-8 text; a missing key is `null`.
+pub fn envelope_json(event: &Event, payload: Json) -> Json {
+    let text = |bytes: &[u8]| Json::String(String::from_utf8_lossy(bytes).into_owned());
+    let headers: Map<String, Json> = event
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), text(&h.value)))
+        .collect();
+    serde_json::json!({
+        "key": event.key.as_deref().map_or(Json::Null, text),
+        "time": event.time,
+        "headers": headers,
+        "payload": payload,
+    })
 }
 
 #[cfg(test)]
@@ -99,7 +91,10 @@ mod tests {
             &Event::new(&b"{nope"[..], 5),
             &mut out,
         );
-        assert_eq!(out, b"{\"time\":5,\"payload\":\"{nope\"}\n");
+        assert_eq!(
+            out,
+            b"{\"key\":null,\"time\":5,\"headers\":{},\"payload\":\"{nope\"}\n"
+        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! followed like `tail -F` (across rotation and truncation), resuming from the last
 //! acknowledged byte offset after a restart.
 
-use crate::event::now_ms;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -13,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::codec::decode;
 use super::source::{Emitter, SourceContext, SourceError};
 use crate::config::{EdgeFormat, FileSourceConfig};
-use crate::event::Event;
+use crate::event::{Event, now_ms};
 
 /// Bytes read per system call.
 const READ_CHUNK: usize = 256 * 1024;

@@ -1,7 +1,6 @@
 //! `type = "generator"`: synthetic events from a template, at a rate or as fast as the
 //! pipeline takes them, for demos and benchmarks.
 
-use crate::event::now_ms;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,7 +8,7 @@ use weir_plugin_sdk::msgpack;
 
 use super::source::{Emitter, SourceContext, SourceError};
 use crate::config::GeneratorConfig;
-use crate::event::Event;
+use crate::event::{Event, now_ms};
 
 /// One value of the template.
 #[derive(Debug, Clone)]

@@ -1,11 +1,10 @@
 //! The loop every sink shares: take a batch, write it (retrying with backoff), then settle
 //! its acknowledgements; after the last retry the batch goes to the dead-letter sink.
 
-use crate::event::now_ms;
 use std::time::{Duration, Instant};
 
 use crate::delivery::{DeadLetterReason, dead_letter_event};
-use crate::event::{Batch, Event};
+use crate::event::{Batch, Event, now_ms};
 use crate::metrics::ComponentMetrics;
 use crate::pipeline::{Inlet, InputChannel};
 
