@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use weir::config::parse_pipeline;
 use weir::metrics::Metrics;
-use weir::plugins::{PluginDirectory, PluginEngine, PluginLoader};
+use weir::plugins::{PluginDirectory, PluginEngine, PluginLoader, PluginRegistry};
 
 const PASS_THROUGH_EVENTS: u64 = 5_000_000;
 const FILTER_EVENTS: u64 = 3_000_000;
@@ -42,10 +42,11 @@ fn run(pipeline: &str) -> Outcome {
         .expect("runtime");
     runtime.block_on(async {
         let metrics = Metrics::new();
+        let registry = PluginRegistry::new(directory.loaded());
         let started = Instant::now();
         let running = weir::pipeline::start(
             &loaded,
-            directory.loaded(),
+            &registry,
             &metrics,
             CancellationToken::new(),
         )

@@ -63,6 +63,35 @@ pub struct Metrics {
     plugin_call_seconds: HistogramFamily<PluginLabels>,
     plugin_faults: Family<PluginLabels, Counter>,
     end_to_end_seconds: HistogramFamily<ComponentLabel>,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_seconds: HistogramFamily<PluginNameLabel>,
+}
+
+/// Labels of reload counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// Plugin name.
+    pub plugin: String,
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// A plugin name label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginNameLabel {
+    /// Plugin name.
+    pub plugin: String,
+}
+
+/// The metric handles of one plugin's reloads.
+#[derive(Clone, Debug)]
+pub struct ReloadMetrics {
+    /// Reloads that swapped in a new version.
+    pub ok: Counter,
+    /// Reloads rejected.
+    pub failed: Counter,
+    /// Time from noticing a change to serving the new version.
+    pub seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -87,6 +116,18 @@ impl Metrics {
         let plugin_faults = Family::default();
         let end_to_end_seconds =
             HistogramFamily::new_with_constructor(end_to_end_histogram as fn() -> _);
+        let reloads = Family::default();
+        let reload_seconds = HistogramFamily::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "weir_plugin_reloads",
+            "Plugin reloads by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "weir_plugin_reload_duration_seconds",
+            "Time to load, check and swap in a new plugin version",
+            reload_seconds.clone(),
+        );
         registry.register(
             "weir_events_in",
             "Events a component took in",
@@ -149,6 +190,30 @@ impl Metrics {
             plugin_call_seconds,
             plugin_faults,
             end_to_end_seconds,
+            reloads,
+            reload_seconds,
+        }
+    }
+
+    /// The reload handles of plugin `plugin`.
+    pub fn reload(&self, plugin: &str) -> ReloadMetrics {
+        let result = |result: &str| -> Counter {
+            let guard = self.reloads.get_or_create(&ReloadLabels {
+                plugin: plugin.to_owned(),
+                result: result.to_owned(),
+            });
+            guard.clone()
+        };
+        let seconds = {
+            let guard = self.reload_seconds.get_or_create(&PluginNameLabel {
+                plugin: plugin.to_owned(),
+            });
+            guard.clone()
+        };
+        ReloadMetrics {
+            ok: result("ok"),
+            failed: result("failed"),
+            seconds,
         }
     }
 

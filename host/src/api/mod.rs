@@ -1,6 +1,7 @@
 //! The HTTP side: `/healthz`, `/readyz`, `/metrics` (Prometheus text),
 //! `/api/v1/pipeline` (components, inputs, counters, plugin versions) and
-//! `POST /ingest/NAME` for http sources.
+//! `POST /ingest/NAME` for http sources, and the admin endpoints `GET /api/v1/plugins` and
+//! `POST /api/v1/plugins/NAME/reload` (bearer token when `[server] admin_token` is set).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use crate::connectors::{IngestHandle, IngestRequest, decode_body};
 use crate::metrics::Metrics;
 use crate::pipeline::ComponentInfo;
+use crate::plugins::{ReloadOutcome, Reloader};
 
 /// What the HTTP handlers read.
 pub struct ApiState {
@@ -27,13 +29,23 @@ pub struct ApiState {
     pub components: std::sync::RwLock<BTreeMap<String, ComponentInfo>>,
     /// Http sources by name, once started.
     pub ingest: std::sync::RwLock<HashMap<String, IngestHandle>>,
+    /// Plugin versions and reloads.
+    pub reloader: Arc<Reloader>,
+    /// Token the admin endpoints require, when set.
+    pub admin_token: Option<String>,
 }
 
 impl ApiState {
     /// State with nothing started yet.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        reloader: Arc<Reloader>,
+        admin_token: Option<String>,
+    ) -> Self {
         Self {
             metrics,
+            reloader,
+            admin_token,
             ready: AtomicBool::new(false),
             components: std::sync::RwLock::new(BTreeMap::new()),
             ingest: std::sync::RwLock::new(HashMap::new()),
@@ -49,6 +61,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/pipeline", get(pipeline))
         .route("/ingest/{name}", post(ingest))
+        .route("/api/v1/plugins", get(plugins))
+        .route("/api/v1/plugins/{name}/reload", post(reload))
         // Each http source checks its own limit; this only caps what axum buffers.
         .layer(DefaultBodyLimit::max(MAX_INGEST_BODY_BYTES))
         .with_state(state)
@@ -116,6 +130,71 @@ async fn ingest(
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the source stopped before taking the events\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Whether the request carries the admin token (always, when none is set).
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.admin_token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in full whatever the first difference, so timing tells nothing of the token.
+    given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "admin endpoints need `Authorization: Bearer <[server] admin_token>`\n",
+    )
+        .into_response()
+}
+
+async fn plugins(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    Json(serde_json::json!({ "plugins": state.reloader.registry().statuses() })).into_response()
+}
+
+async fn reload(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    if state.reloader.registry().slot(&name).is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no stage uses a plugin named {name:?}\n"),
+        )
+            .into_response();
+    }
+    match state.reloader.reload(&name).await {
+        Ok(ReloadOutcome::Swapped { version }) => {
+            Json(serde_json::json!({ "result": "swapped", "version": version })).into_response()
+        }
+        Ok(ReloadOutcome::Unchanged) => {
+            Json(serde_json::json!({ "result": "unchanged" })).into_response()
+        }
+        Err(error) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "result": "rejected", "error": error })),
         )
             .into_response(),
     }

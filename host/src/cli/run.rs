@@ -12,7 +12,9 @@ use crate::api::{ApiState, router};
 use crate::config::{LoadedConfig, load_pipeline};
 use crate::metrics::Metrics;
 use crate::pipeline;
-use crate::plugins::{CompileCache, PluginDirectory, PluginEngine, PluginLoader};
+use crate::plugins::{
+    CompileCache, PluginDirectory, PluginEngine, PluginLoader, PluginRegistry, Reloader, watch,
+};
 
 /// Arguments of `weir run`.
 #[derive(Debug, Args)]
@@ -84,7 +86,19 @@ pub(super) fn run(args: &RunArgs) -> u8 {
 async fn serve(loaded: LoadedConfig, directory: PluginDirectory) -> u8 {
     let config = &loaded.config;
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(ApiState::new(Arc::clone(&metrics)));
+    let registry = PluginRegistry::new(directory.loaded());
+    let reloader = Arc::new(Reloader::new(
+        config.plugins.dir.clone(),
+        Arc::clone(directory.loader()),
+        registry.clone(),
+        pipeline::plugin_users(config),
+        Arc::clone(&metrics),
+    ));
+    let state = Arc::new(ApiState::new(
+        Arc::clone(&metrics),
+        Arc::clone(&reloader),
+        config.server.admin_token.clone(),
+    ));
     let shutdown = CancellationToken::new();
     let http_stop = CancellationToken::new();
 
@@ -115,11 +129,16 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory) -> u8 {
 
     tokio::spawn(watch_signals(shutdown.clone()));
 
-    let running =
-        match pipeline::start(&loaded, directory.loaded(), &metrics, shutdown.clone()).await {
-            Ok(running) => running,
-            Err(e) => return fail(format!("{}: {e}", loaded.file.display())),
-        };
+    if config.plugins.watch
+        && !registry.is_empty()
+        && let Err(e) = watch(Arc::clone(&reloader), shutdown.clone())
+    {
+        return fail(format!("{}: plugins.dir: {e}", loaded.file.display()));
+    }
+    let running = match pipeline::start(&loaded, &registry, &metrics, shutdown.clone()).await {
+        Ok(running) => running,
+        Err(e) => return fail(format!("{}: {e}", loaded.file.display())),
+    };
     match state.components.write() {
         Ok(mut components) => *components = running.components.clone(),
         Err(poisoned) => *poisoned.into_inner() = running.components.clone(),

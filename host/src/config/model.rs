@@ -49,6 +49,10 @@ pub struct ServerConfig {
     /// Set to false to run without the HTTP side.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Bearer token the admin endpoints (`/api/v1/plugins`, reload) require when set; use
+    /// `${ENV}` to keep it out of the file.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -62,6 +66,7 @@ impl Default for ServerConfig {
         Self {
             bind: Self::default_bind(),
             enabled: true,
+            admin_token: None,
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct PluginsConfig {
     /// Compile cache directory; `$WEIR_CACHE_DIR` or `~/.cache/weir/components` when unset.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Watch the directory and hot-reload plugins whose files change.
+    #[serde(default = "default_true")]
+    pub watch: bool,
 }
 
 impl PluginsConfig {
@@ -103,6 +111,7 @@ impl Default for PluginsConfig {
             timeout: Self::default_timeout(),
             memory_mb: Self::default_memory_mb(),
             cache_dir: None,
+            watch: true,
         }
     }
 }

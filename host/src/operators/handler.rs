@@ -1,5 +1,6 @@
 //! `type = "handler"`: a wasm handler plugin. Faults are isolated to the events that cause
-//! them; those go to the dead-letter list with the plugin, version and reason.
+//! them; those go to the dead-letter list with the plugin, version and reason. A reloaded
+//! version is taken at the next batch boundary.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,37 +9,70 @@ use super::{Operator, Processed};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::Event;
 use crate::metrics::PluginMetrics;
-use crate::plugins::{CallError, LoadedPlugin, PluginLimits, SupervisedHandler};
+use crate::plugins::{CallError, PluginLimits, PluginSlot, SupervisedHandler};
 
 /// A stage running a handler plugin.
 pub struct HandlerOperator {
     stage: String,
     plugin_label: String,
+    slot: Arc<PluginSlot>,
+    generation: u64,
+    limits: PluginLimits,
+    config: String,
     handler: SupervisedHandler,
     metrics: PluginMetrics,
     faults_seen: u64,
 }
 
 impl HandlerOperator {
-    /// Starts an instance of `plugin` with `config` (JSON) for stage `stage`.
+    /// Starts an instance of the version serving in `slot` with `config` (JSON) for stage
+    /// `stage`.
     ///
     /// # Errors
     /// The [`CallError`] of instantiation or `init` (e.g. the plugin rejects its config).
     pub fn new(
         stage: &str,
-        plugin: Arc<LoadedPlugin>,
+        slot: Arc<PluginSlot>,
         limits: PluginLimits,
         config: String,
         metrics: PluginMetrics,
     ) -> Result<Self, CallError> {
+        let (generation, plugin) = slot.current();
         let plugin_label = format!("{}@{}", plugin.name(), plugin.version());
         Ok(Self {
             stage: stage.to_owned(),
             plugin_label,
-            handler: SupervisedHandler::new(plugin, limits, config)?,
+            handler: SupervisedHandler::new(plugin, limits, config.clone())?,
+            slot,
+            generation,
+            limits,
+            config,
             metrics,
             faults_seen: 0,
         })
+    }
+
+    /// Takes the newest version if one was published since the last batch.
+    fn follow_reloads(&mut self) {
+        if self.slot.generation() == self.generation {
+            return;
+        }
+        let (generation, plugin) = self.slot.current();
+        self.generation = generation;
+        let label = format!("{}@{}", plugin.name(), plugin.version());
+        // The reloader ran `init` with this config already; failing here is unlikely, and
+        // then the old version keeps serving this worker.
+        match SupervisedHandler::new(plugin, self.limits, self.config.clone()) {
+            Ok(handler) => {
+                self.handler = handler;
+                self.faults_seen = 0;
+                tracing::debug!(stage = %self.stage, plugin = %label, "worker switched to the new version");
+                self.plugin_label = label;
+            }
+            Err(error) => {
+                tracing::error!(stage = %self.stage, plugin = %label, error = %error, "new version did not start here; the previous one keeps serving");
+            }
+        }
     }
 }
 
@@ -52,6 +86,7 @@ impl Operator for HandlerOperator {
     }
 
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
+        self.follow_reloads();
         let started = Instant::now();
         let result = self.handler.process(&events);
         self.metrics

@@ -26,7 +26,7 @@ use crate::delivery::CheckpointStore;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator};
-use crate::plugins::{LoadedPlugin, PluginLimits};
+use crate::plugins::{PluginKind, PluginLimits, PluginRegistry, PluginUser};
 
 /// A pipeline that cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub struct ComponentInfo {
     pub kind: String,
     /// What it reads from.
     pub inputs: Vec<String>,
-    /// Plugin name and version, for handler stages.
+    /// Plugin name, for handler stages (its serving version is in `/api/v1/plugins`).
     pub plugin: Option<String>,
     /// Workers.
     pub parallelism: usize,
@@ -100,7 +100,7 @@ impl RunningPipeline {
 /// A [`BuildError`] when a stage's plugin cannot start.
 pub async fn start(
     loaded: &LoadedConfig,
-    plugins: &HashMap<String, Arc<LoadedPlugin>>,
+    plugins: &PluginRegistry,
     metrics: &Metrics,
     shutdown: CancellationToken,
 ) -> Result<RunningPipeline, BuildError> {
@@ -204,9 +204,7 @@ pub async fn start(
         let ports = workers.first().map(|w| w.ports()).unwrap_or_default();
         let stage_outputs = ports.iter().map(|port| output_of(name, port)).collect();
         let plugin = match stage {
-            StageConfig::Handler(h) => plugins
-                .get(&h.plugin)
-                .map(|p| format!("{}@{}", p.name(), p.version())),
+            StageConfig::Handler(h) => Some(h.plugin.clone()),
             _ => None,
         };
         components.insert(
@@ -285,11 +283,35 @@ pub async fn start(
     })
 }
 
+/// The stages that use each plugin, with what a new version must start with.
+pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>> {
+    let mut users: HashMap<String, Vec<PluginUser>> = HashMap::new();
+    for (name, stage) in &config.stages {
+        if let StageConfig::Handler(h) = stage {
+            users.entry(h.plugin.clone()).or_default().push(PluginUser {
+                stage: name.clone(),
+                kind: PluginKind::Handler,
+                config: serde_json::to_string(&h.config).unwrap_or_else(|_| "{}".into()),
+                limits: limits(config),
+            });
+        }
+    }
+    users
+}
+
+fn limits(config: &PipelineConfig) -> PluginLimits {
+    PluginLimits {
+        call_timeout: config.plugins.timeout.0,
+        memory_bytes: (config.plugins.memory_mb as usize) << 20,
+        ..PluginLimits::default()
+    }
+}
+
 async fn operators(
     name: &str,
     stage: &StageConfig,
     config: &PipelineConfig,
-    plugins: &HashMap<String, Arc<LoadedPlugin>>,
+    plugins: &PluginRegistry,
     metrics: &Metrics,
 ) -> Result<Vec<Box<dyn Operator>>, BuildError> {
     let error = |reason: String| BuildError::Stage {
@@ -300,18 +322,14 @@ async fn operators(
     let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
     match stage {
         StageConfig::Handler(h) => {
-            let plugin = plugins
-                .get(&h.plugin)
+            let slot = plugins
+                .slot(&h.plugin)
                 .cloned()
                 .ok_or_else(|| error(format!("plugin {:?} is not loaded", h.plugin)))?;
             let json = serde_json::to_string(&h.config).map_err(|e| error(e.to_string()))?;
-            let limits = PluginLimits {
-                call_timeout: config.plugins.timeout.0,
-                memory_bytes: (config.plugins.memory_mb as usize) << 20,
-                ..PluginLimits::default()
-            };
+            let limits = limits(config);
             for _ in 0..n {
-                let plugin = Arc::clone(&plugin);
+                let plugin = Arc::clone(&slot);
                 let json = json.clone();
                 let plugin_metrics = metrics.plugin(name, &h.plugin);
                 let stage = name.to_owned();

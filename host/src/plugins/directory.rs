@@ -12,7 +12,7 @@ use crate::config::PluginCatalog;
 /// Plugins of one directory, loaded on demand and kept.
 pub struct PluginDirectory {
     dir: PathBuf,
-    loader: PluginLoader,
+    loader: Arc<PluginLoader>,
     loaded: HashMap<String, Arc<LoadedPlugin>>,
 }
 
@@ -21,7 +21,7 @@ impl PluginDirectory {
     pub fn new(dir: impl Into<PathBuf>, loader: PluginLoader) -> Self {
         Self {
             dir: dir.into(),
-            loader,
+            loader: Arc::new(loader),
             loaded: HashMap::new(),
         }
     }
@@ -71,6 +71,11 @@ impl PluginDirectory {
         let plugin = Arc::new(self.loader.load(&path).map_err(|e| e.to_string())?);
         self.loaded.insert(name.to_owned(), Arc::clone(&plugin));
         Ok(plugin)
+    }
+
+    /// The loader, for loading new versions later.
+    pub fn loader(&self) -> &Arc<PluginLoader> {
+        &self.loader
     }
 
     /// Every plugin loaded so far, by name.

@@ -34,6 +34,8 @@ mod kind;
 mod limits;
 mod loader;
 mod pattern;
+mod registry;
+mod reload;
 mod state;
 mod supervisor;
 
@@ -50,5 +52,7 @@ pub use limits::{
 };
 pub use loader::{LoadedPlugin, PluginLoader};
 pub use pattern::{Match, PatternInstance, Progress, StateContext};
+pub use registry::{PluginHealth, PluginRegistry, PluginSlot, PluginStatus};
+pub use reload::{PluginUser, RELOAD_DEBOUNCE, ReloadOutcome, Reloader, watch};
 pub use state::{LOG_RECORDS_PER_SECOND, MAX_COUNTERS_PER_PLUGIN};
 pub use supervisor::{MAX_CONSECUTIVE_FAULTS, SupervisedHandler};

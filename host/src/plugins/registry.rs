@@ -1,0 +1,167 @@
+//! The live version of each plugin a pipeline uses, and what became of its reloads.
+//!
+//! Workers read a slot's generation (one atomic load) at each batch boundary; when it moved
+//! they take the new version and start their own instance of it, so a swap is atomic per
+//! worker and batches in flight finish on the version they started with.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+
+use super::loader::LoadedPlugin;
+
+/// How a plugin stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginHealth {
+    /// The current version serves; the last reload (if any) succeeded.
+    Serving,
+    /// The last reload failed; the previous version keeps serving.
+    Failed,
+}
+
+/// What the admin API shows of one plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    /// Plugin name.
+    pub name: String,
+    /// Its world.
+    pub kind: String,
+    /// Version (short content hash) serving now.
+    pub version: String,
+    /// Full SHA-256 of the serving file.
+    pub sha256: String,
+    /// When the serving version was loaded (ms since the Unix epoch).
+    pub loaded_at_ms: i64,
+    /// Serving, or failed (with the old version still serving).
+    pub state: PluginHealth,
+    /// The last reload error, if the last reload failed.
+    pub last_error: Option<String>,
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// Failed reloads since start.
+    pub failed_reloads: u64,
+}
+
+/// The serving version of one plugin.
+pub struct PluginSlot {
+    current: RwLock<Arc<LoadedPlugin>>,
+    generation: AtomicU64,
+    status: Mutex<PluginStatus>,
+}
+
+impl PluginSlot {
+    fn new(plugin: Arc<LoadedPlugin>) -> Self {
+        let status = PluginStatus {
+            name: plugin.name().to_owned(),
+            kind: plugin.kind().to_string(),
+            version: plugin.version().to_owned(),
+            sha256: plugin.digest().to_owned(),
+            loaded_at_ms: crate::event::now_ms(),
+            state: PluginHealth::Serving,
+            last_error: None,
+            reloads: 0,
+            failed_reloads: 0,
+        };
+        Self {
+            current: RwLock::new(plugin),
+            generation: AtomicU64::new(0),
+            status: Mutex::new(status),
+        }
+    }
+
+    /// Bumped by every successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The serving version and its generation.
+    pub fn current(&self) -> (u64, Arc<LoadedPlugin>) {
+        let guard = match self.current.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (self.generation(), Arc::clone(&guard))
+    }
+
+    /// Makes `plugin` the serving version.
+    pub fn publish(&self, plugin: Arc<LoadedPlugin>) {
+        {
+            let mut status = self.status();
+            status.version = plugin.version().to_owned();
+            status.sha256 = plugin.digest().to_owned();
+            status.loaded_at_ms = crate::event::now_ms();
+            status.state = PluginHealth::Serving;
+            status.last_error = None;
+            status.reloads += 1;
+        }
+        let mut current = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = plugin;
+        // Bumped while the new version is in place, so a reader seeing the new generation
+        // also sees the new version.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Records a reload that failed; the serving version stays.
+    pub fn reject(&self, error: &str) {
+        let mut status = self.status();
+        status.state = PluginHealth::Failed;
+        status.last_error = Some(error.to_owned());
+        status.failed_reloads += 1;
+    }
+
+    /// Its status now.
+    pub fn snapshot(&self) -> PluginStatus {
+        self.status().clone()
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, PluginStatus> {
+        match self.status.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// Every plugin the pipeline uses, by name.
+#[derive(Default, Clone)]
+pub struct PluginRegistry {
+    slots: BTreeMap<String, Arc<PluginSlot>>,
+}
+
+impl PluginRegistry {
+    /// A registry serving `plugins`.
+    pub fn new<'a>(plugins: impl IntoIterator<Item = (&'a String, &'a Arc<LoadedPlugin>)>) -> Self {
+        Self {
+            slots: plugins
+                .into_iter()
+                .map(|(name, plugin)| (name.clone(), Arc::new(PluginSlot::new(Arc::clone(plugin)))))
+                .collect(),
+        }
+    }
+
+    /// The slot of plugin `name`.
+    pub fn slot(&self, name: &str) -> Option<&Arc<PluginSlot>> {
+        self.slots.get(name)
+    }
+
+    /// Names of the plugins.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+
+    /// Whether no stage uses a plugin.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Every plugin's status, by name.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        self.slots.values().map(|s| s.snapshot()).collect()
+    }
+}

@@ -1,0 +1,275 @@
+//! Hot reload in a running `weir run`: plugin files replaced the way deploy tools do it,
+//! while events flow.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Running, Workspace, http_get, http_post, seqs};
+use serde_json::Value;
+use weir_e2e::plugin;
+
+/// Replaces `to` with the bytes of `from` the way `cp` does: truncate, then write in place.
+fn copy_in_place(from: &Path, to: &Path) {
+    std::fs::copy(from, to).expect("cp");
+}
+
+/// Replaces `to` the way `mv` (and most deploy tools) do: write a temp file, rename over.
+fn rename_over(from: &Path, to: &Path) {
+    let tmp = to.with_file_name(format!(
+        ".{}.tmp",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    ));
+    std::fs::copy(from, &tmp).expect("write temp");
+    std::fs::rename(&tmp, to).expect("mv");
+}
+
+fn plugin_status(address: &str, token: &str, name: &str) -> Value {
+    let (status, body) = http_get_with_token(address, "/api/v1/plugins", token);
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).expect("json");
+    list["plugins"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no plugin {name} in {list}"))
+}
+
+fn http_get_with_token(address: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response[9..12].parse().expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A workspace with its own plugin directory holding `stamp.wasm` (build a).
+fn stamp_workspace() -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    let plugins = ws.path("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(plugin("stamp-a"), plugins.join("stamp.wasm")).expect("copy stamp-a");
+    (ws, plugins.join("stamp.wasm"))
+}
+
+#[test]
+fn fifty_reloads_under_load_lose_and_double_nothing_and_only_move_forward() {
+    let (ws, target) = stamp_workspace();
+    let total = 500_000u64;
+    ws.pipeline(&format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+admin_token = "s3cret"
+[plugins]
+dir = "plugins"
+[flow]
+batch_size = 256
+[sources.gen]
+type = "generator"
+count = {total}
+rate = 100000.0
+key = "k{{{{int(0,15)}}}}"
+template = {{ seq = "{{{{seq}}}}" }}
+[stages.stamp]
+type = "handler"
+plugin = "stamp"
+parallelism = 2
+inputs = ["gen"]
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+envelope = true
+inputs = ["stamp"]
+"#
+    ));
+    let mut running = ws.start();
+    let address = running.address();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let builds = [plugin("stamp-b"), plugin("stamp-a")];
+    for i in 0..50 {
+        let from = &builds[i % 2];
+        if i % 2 == 0 {
+            copy_in_place(from, &target);
+        } else {
+            rename_over(from, &target);
+        }
+        wait_until(
+            &format!("reload {}", i + 1),
+            Duration::from_secs(20),
+            || plugin_status(&address, "s3cret", "stamp")["reloads"].as_u64() == Some(i as u64 + 1),
+        );
+    }
+    let status = plugin_status(&address, "s3cret", "stamp");
+    assert_eq!(status["state"], "serving", "{status}");
+    let done = running.finish(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(done.stderr.contains("plugin reloaded"));
+
+    let lines = ws.lines("out.jsonl");
+    let all: Vec<u64> = seqs(&lines, "/payload/seq");
+    let distinct: HashSet<u64> = all.iter().copied().collect();
+    assert_eq!(all.len() as u64, total, "no event doubled");
+    assert_eq!(distinct.len() as u64, total, "no event lost");
+    // Per key, in sequence order, the instance start time never goes back: no event is
+    // handled by an older version after a newer one served its key.
+    let mut by_key: BTreeMap<String, Vec<(u64, i64, String)>> = BTreeMap::new();
+    for line in &lines {
+        by_key
+            .entry(line["key"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                line["payload"]["seq"].as_u64().unwrap(),
+                line["payload"]["started"].as_i64().unwrap(),
+                line["payload"]["build"].as_str().unwrap().to_owned(),
+            ));
+    }
+    let mut versions_seen = 0;
+    for (key, mut events) in by_key {
+        events.sort();
+        let mut changes = 0;
+        for pair in events.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].1,
+                "key {key}: seq {} ran on an older version than seq {}",
+                pair[1].0,
+                pair[0].0
+            );
+            if pair[0].2 != pair[1].2 {
+                changes += 1;
+            }
+        }
+        versions_seen = versions_seen.max(changes);
+    }
+    assert!(
+        versions_seen >= 20,
+        "stamps changed only {versions_seen} times for the busiest key"
+    );
+}
+
+#[test]
+fn a_version_that_fails_never_serves_and_a_later_good_one_does() {
+    let (ws, target) = stamp_workspace();
+    ws.pipeline(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+admin_token = "s3cret"
+[plugins]
+dir = "plugins"
+[flow]
+batch_size = 16
+[sources.gen]
+type = "generator"
+rate = 2000.0
+template = { seq = "{{seq}}" }
+[stages.stamp]
+type = "handler"
+plugin = "stamp"
+inputs = ["gen"]
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["stamp"]
+"#,
+    );
+    let mut running: Running = ws.start();
+    let address = running.address();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let last_build = |ws: &Workspace| -> String {
+        let lines = ws.lines("out.jsonl");
+        lines
+            .last()
+            .map(|l| l["build"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    wait_until("first outputs", Duration::from_secs(10), || {
+        last_build(&ws) == "a"
+    });
+
+    let truncated = ws.path("truncated.wasm");
+    let good = std::fs::read(plugin("stamp-b")).unwrap();
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let bad_versions = [
+        (plugin("stamp-bad-init"), "init"),
+        (plugin("wrong-world"), "world"),
+        (truncated, "truncated"),
+    ];
+    for (n, (file, why)) in bad_versions.iter().enumerate() {
+        rename_over(file, &target);
+        wait_until(&format!("{why} rejected"), Duration::from_secs(20), || {
+            plugin_status(&address, "s3cret", "stamp")["failed_reloads"].as_u64()
+                == Some(n as u64 + 1)
+        });
+        let status = plugin_status(&address, "s3cret", "stamp");
+        assert_eq!(status["state"], "failed", "{status}");
+        assert_eq!(status["reloads"], 0, "{status}");
+        let error = status["last_error"].as_str().unwrap().to_lowercase();
+        assert!(
+            error.contains(why) || (*why == "truncated" && !error.is_empty()),
+            "{why}: {error}"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(
+            last_build(&ws),
+            "a",
+            "a rejected version ({why}) must never serve"
+        );
+    }
+
+    // Without the token the admin API refuses; with it, a reload of the unchanged (bad)
+    // file is rejected again.
+    let (status, _) = http_get(&address, "/api/v1/plugins");
+    assert_eq!(status, 401);
+    let (status, _, _) = http_post(&address, "/api/v1/plugins/stamp/reload", b"");
+    assert_eq!(status, 401);
+
+    rename_over(&plugin("stamp-b"), &target);
+    wait_until("good version serving", Duration::from_secs(20), || {
+        last_build(&ws) == "b"
+    });
+    let status = plugin_status(&address, "s3cret", "stamp");
+    assert_eq!(status["state"], "serving", "{status}");
+    assert_eq!(status["reloads"], 1, "{status}");
+
+    std::fs::remove_file(&target).unwrap();
+    running.wait_for(
+        "plugin file deleted; the loaded version keeps serving",
+        Duration::from_secs(10),
+    );
+    let before = ws.lines("out.jsonl").len();
+    wait_until("outputs after delete", Duration::from_secs(10), || {
+        ws.lines("out.jsonl").len() > before + 100
+    });
+    assert_eq!(last_build(&ws), "b");
+    running.signal("TERM");
+    let done = running.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    // Rejections are logged once each, not once per file event.
+    let rejected = done.stderr.matches("new version rejected").count();
+    assert!(
+        rejected <= 4,
+        "{rejected} rejection lines:\n{}",
+        done.stderr
+    );
+}
