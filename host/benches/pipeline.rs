@@ -44,14 +44,9 @@ fn run(pipeline: &str) -> Outcome {
         let metrics = Metrics::new();
         let registry = PluginRegistry::new(directory.loaded());
         let started = Instant::now();
-        let running = weir::pipeline::start(
-            &loaded,
-            &registry,
-            &metrics,
-            CancellationToken::new(),
-        )
-        .await
-        .expect("pipeline starts");
+        let running = weir::pipeline::start(&loaded, &registry, &metrics, CancellationToken::new())
+            .await
+            .expect("pipeline starts");
         running.wait().await;
         let elapsed = started.elapsed();
         let written = running.components["out"].counters()["events_in"]
