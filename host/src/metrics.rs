@@ -263,6 +263,7 @@ impl Metrics {
                 plugin_error: failed("plugin_error"),
                 plugin_fault: failed("plugin_fault"),
                 sink_error: failed("sink_error"),
+                quarantined: failed("quarantined"),
             },
             batch_seconds,
             end_to_end,
@@ -305,6 +306,8 @@ pub struct FailureCounters {
     pub plugin_fault: Counter,
     /// Sink failures after retries.
     pub sink_error: Counter,
+    /// Events a quarantined plugin stage dead-lettered.
+    pub quarantined: Counter,
 }
 
 impl FailureCounters {

@@ -273,3 +273,97 @@ inputs = ["stamp"]
         done.stderr
     );
 }
+
+#[test]
+fn breaker_quarantines_a_faulting_plugin_and_a_clean_trial_recovers_it() {
+    let ws = Workspace::new();
+    let plugins = ws.path("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(plugin("panic"), plugins.join("panic.wasm")).expect("copy panic");
+    let input = ws.path("in.jsonl");
+    std::fs::write(&input, "").expect("input");
+    ws.pipeline(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[plugins]
+dir = "plugins"
+[flow]
+batch_size = 10
+[dead_letter]
+sink = "dlq"
+[sources.in]
+type = "file"
+path = "in.jsonl"
+follow = true
+poll_interval = "20ms"
+[stages.risky]
+type = "handler"
+plugin = "panic"
+inputs = ["in"]
+breaker = { failures = 3, window = "1m", cool_down = "500ms", policy = "dead_letter" }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["risky"]
+[sinks.dlq]
+type = "file"
+path = "dlq.jsonl"
+envelope = true
+"#,
+    );
+    let mut running = ws.start();
+    let address = running.address();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let append = |from: u64, to: u64, poison: bool| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&input)
+            .expect("open input");
+        for seq in from..to {
+            writeln!(file, "{{\"seq\":{seq},\"poison\":{poison}}}").expect("append");
+        }
+    };
+    // Three poisoned events trip the breaker; what follows during the cool-down is
+    // dead-lettered as quarantined without reaching the plugin.
+    append(0, 3, true);
+    running.wait_for(
+        "plugin quarantined by its circuit breaker",
+        Duration::from_secs(20),
+    );
+    let status = plugin_status(&address, "", "panic");
+    assert_eq!(status["state"], "quarantined", "{status}");
+    append(3, 13, false);
+    wait_until(
+        "quarantined events dead-lettered",
+        Duration::from_secs(10),
+        || ws.lines("dlq.jsonl").len() >= 13,
+    );
+    // After the cool-down a clean trial batch ends the quarantine.
+    std::thread::sleep(Duration::from_millis(600));
+    append(13, 23, false);
+    running.wait_for(
+        "trial batch clean; quarantine ends",
+        Duration::from_secs(20),
+    );
+    wait_until("good events written", Duration::from_secs(10), || {
+        ws.lines("out.jsonl").len() >= 10
+    });
+    assert_eq!(plugin_status(&address, "", "panic")["state"], "serving");
+    running.signal("TERM");
+    let done = running.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+
+    let dead = ws.lines("dlq.jsonl");
+    let kinds: Vec<&str> = dead
+        .iter()
+        .map(|d| d["headers"]["weir-dead-letter-kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..3], ["plugin_fault"; 3], "{kinds:?}");
+    assert_eq!(kinds[3..], ["quarantined"; 10], "{kinds:?}");
+    assert_eq!(
+        seqs(&ws.lines("out.jsonl"), "/seq"),
+        (13..23).collect::<Vec<u64>>()
+    );
+}

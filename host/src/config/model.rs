@@ -355,6 +355,66 @@ pub struct HandlerStageConfig {
     /// Drop repeats of an event id before the plugin sees them.
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    /// When to quarantine the plugin after faults, and what to do meanwhile.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// What a quarantined plugin stage does with the events it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantinePolicy {
+    /// Send them to the dead-letter sink, marked `quarantined`.
+    #[default]
+    DeadLetter,
+    /// Pass them on unchanged, as if the stage were not there.
+    Skip,
+    /// Stop the pipeline (drain, acknowledge, exit); the events in hand are dead-lettered.
+    Stop,
+}
+
+/// `breaker = { failures = 20, window = "10s", cool_down = "30s", policy = "dead_letter" }`:
+/// after `failures` faults (traps, deadlines, memory) within `window` the plugin is
+/// quarantined for `cool_down`, then one batch is tried; a clean one, or a new version
+/// dropped in, ends the quarantine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Faults that trip the breaker.
+    #[serde(default = "BreakerConfig::default_failures")]
+    pub failures: u32,
+    /// The window they are counted in.
+    #[serde(default = "BreakerConfig::default_window")]
+    pub window: Duration,
+    /// How long the quarantine lasts before a trial batch.
+    #[serde(default = "BreakerConfig::default_cool_down")]
+    pub cool_down: Duration,
+    /// What happens to events while quarantined.
+    #[serde(default)]
+    pub policy: QuarantinePolicy,
+}
+
+impl BreakerConfig {
+    const fn default_failures() -> u32 {
+        20
+    }
+    const fn default_window() -> Duration {
+        Duration::from_secs(10)
+    }
+    const fn default_cool_down() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: Self::default_failures(),
+            window: Self::default_window(),
+            cool_down: Self::default_cool_down(),
+            policy: QuarantinePolicy::default(),
+        }
+    }
 }
 
 /// `type = "filter"`.

@@ -251,6 +251,14 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
             problem(key("dedup.window"), "must be at least 1".into());
         }
         match stage {
+            StageConfig::Handler(h)
+                if h.breaker.failures == 0 || h.breaker.cool_down.0.is_zero() =>
+            {
+                problem(
+                    key("breaker"),
+                    "failures must be at least 1 and cool_down more than zero".into(),
+                );
+            }
             StageConfig::Handler(h) => match plugins.kind(&h.plugin) {
                 Ok(PluginKind::Handler) => {}
                 Ok(other) => problem(

@@ -24,6 +24,8 @@ pub enum DeadLetterReason {
     PluginFault,
     /// A sink gave up on the event.
     SinkError,
+    /// The stage's plugin was quarantined by its circuit breaker.
+    Quarantined,
 }
 
 impl DeadLetterReason {
@@ -34,6 +36,7 @@ impl DeadLetterReason {
             Self::PluginError => "plugin_error",
             Self::PluginFault => "plugin_fault",
             Self::SinkError => "sink_error",
+            Self::Quarantined => "quarantined",
         }
     }
 }

@@ -5,7 +5,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
+use super::breaker::{Admission, Breaker, Transition};
 use super::{Operator, Processed};
+use crate::config::{BreakerConfig, QuarantinePolicy};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::Event;
 use crate::metrics::PluginMetrics;
@@ -22,6 +26,9 @@ pub struct HandlerOperator {
     handler: SupervisedHandler,
     metrics: PluginMetrics,
     faults_seen: u64,
+    breaker: Breaker,
+    policy: QuarantinePolicy,
+    shutdown: CancellationToken,
 }
 
 impl HandlerOperator {
@@ -36,6 +43,8 @@ impl HandlerOperator {
         limits: PluginLimits,
         config: String,
         metrics: PluginMetrics,
+        breaker: &BreakerConfig,
+        shutdown: CancellationToken,
     ) -> Result<Self, CallError> {
         let (generation, plugin) = slot.current();
         let plugin_label = format!("{}@{}", plugin.name(), plugin.version());
@@ -49,6 +58,9 @@ impl HandlerOperator {
             config,
             metrics,
             faults_seen: 0,
+            breaker: Breaker::new(breaker),
+            policy: breaker.policy,
+            shutdown,
         })
     }
 
@@ -66,6 +78,11 @@ impl HandlerOperator {
             Ok(handler) => {
                 self.handler = handler;
                 self.faults_seen = 0;
+                if self.breaker.is_quarantined() {
+                    tracing::info!(stage = %self.stage, plugin = %label, "new version dropped in; quarantine ends");
+                    self.slot.set_quarantined(&self.stage, false);
+                }
+                self.breaker.reset();
                 tracing::debug!(stage = %self.stage, plugin = %label, "worker switched to the new version");
                 self.plugin_label = label;
             }
@@ -87,6 +104,10 @@ impl Operator for HandlerOperator {
 
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         self.follow_reloads();
+        if self.breaker.admit(Instant::now()) == Admission::Refuse {
+            self.quarantined(events, out);
+            return;
+        }
         let started = Instant::now();
         let result = self.handler.process(&events);
         self.metrics
@@ -99,6 +120,12 @@ impl Operator for HandlerOperator {
             Ok(output) => {
                 out.dropped = output.dropped as u64;
                 out.ports[0] = output.events;
+                let faults = output
+                    .failures
+                    .iter()
+                    .filter(|f| !matches!(f.error.kind, crate::plugins::CallErrorKind::Reported(_)))
+                    .count();
+                self.after_batch(faults);
                 for failure in output.failures {
                     let Some(event) = events.get(failure.index) else {
                         continue;
@@ -109,6 +136,7 @@ impl Operator for HandlerOperator {
             Err(error) => {
                 // No instance could be made: every event of the batch fails with the reason.
                 tracing::error!(stage = %self.stage, error = %error, "plugin unusable; batch sent to the dead-letter sink");
+                self.after_batch(events.len());
                 out.dead
                     .extend(events.into_iter().map(|e| self.dead(e, &error)));
             }
@@ -117,6 +145,47 @@ impl Operator for HandlerOperator {
 }
 
 impl HandlerOperator {
+    fn after_batch(&mut self, faults: usize) {
+        match self.breaker.record(faults, Instant::now()) {
+            Transition::None => {}
+            Transition::Tripped => {
+                tracing::warn!(stage = %self.stage, plugin = %self.plugin_label, policy = ?self.policy, "plugin quarantined by its circuit breaker");
+                self.slot.set_quarantined(&self.stage, true);
+                if self.policy == QuarantinePolicy::Stop {
+                    tracing::error!(stage = %self.stage, "quarantine policy is stop: stopping the pipeline");
+                    self.shutdown.cancel();
+                }
+            }
+            Transition::Recovered => {
+                tracing::info!(stage = %self.stage, plugin = %self.plugin_label, "trial batch clean; quarantine ends");
+                self.slot.set_quarantined(&self.stage, false);
+            }
+        }
+    }
+
+    /// What a quarantined stage does with a batch, by its policy.
+    fn quarantined(&self, events: Vec<Event>, out: &mut Processed) {
+        match self.policy {
+            QuarantinePolicy::Skip => out.ports[0] = events,
+            QuarantinePolicy::DeadLetter | QuarantinePolicy::Stop => {
+                let reason = format!(
+                    "plugin {} is quarantined by stage {}'s circuit breaker",
+                    self.plugin_label, self.stage
+                );
+                out.dead.extend(events.into_iter().map(|e| {
+                    let event = dead_letter_event(
+                        e,
+                        &self.stage,
+                        Some(&self.plugin_label),
+                        DeadLetterReason::Quarantined,
+                        &reason,
+                    );
+                    (DeadLetterReason::Quarantined, event)
+                }));
+            }
+        }
+    }
+
     fn dead(&self, event: Event, error: &CallError) -> (DeadLetterReason, Event) {
         let reason = if error.fault().is_some() {
             DeadLetterReason::PluginFault

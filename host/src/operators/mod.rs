@@ -1,10 +1,12 @@
 //! Built-in stages: a wasm handler, a condition filter and a router. Each takes a batch of
 //! events and sorts them into its output ports and the dead-letter list.
 
+mod breaker;
 mod filter;
 mod handler;
 mod route;
 
+pub use breaker::{Admission, Breaker, Transition};
 pub use filter::FilterOperator;
 pub use handler::HandlerOperator;
 pub use route::RouteOperator;

@@ -200,7 +200,7 @@ pub async fn start(
             continue;
         };
         let component = metrics.component(name);
-        let workers = operators(name, stage, config, plugins, metrics).await?;
+        let workers = operators(name, stage, config, plugins, metrics, &shutdown).await?;
         let ports = workers.first().map(|w| w.ports()).unwrap_or_default();
         let stage_outputs = ports.iter().map(|port| output_of(name, port)).collect();
         let plugin = match stage {
@@ -313,6 +313,7 @@ async fn operators(
     config: &PipelineConfig,
     plugins: &PluginRegistry,
     metrics: &Metrics,
+    shutdown: &CancellationToken,
 ) -> Result<Vec<Box<dyn Operator>>, BuildError> {
     let error = |reason: String| BuildError::Stage {
         stage: name.to_owned(),
@@ -333,9 +334,19 @@ async fn operators(
                 let json = json.clone();
                 let plugin_metrics = metrics.plugin(name, &h.plugin);
                 let stage = name.to_owned();
+                let breaker = h.breaker.clone();
+                let shutdown = shutdown.clone();
                 // Instantiation and `init` run plugin code: keep them off the runtime threads.
                 let operator = tokio::task::spawn_blocking(move || {
-                    HandlerOperator::new(&stage, plugin, limits, json, plugin_metrics)
+                    HandlerOperator::new(
+                        &stage,
+                        plugin,
+                        limits,
+                        json,
+                        plugin_metrics,
+                        &breaker,
+                        shutdown,
+                    )
                 })
                 .await
                 .map_err(|e| error(e.to_string()))?

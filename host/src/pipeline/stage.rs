@@ -190,6 +190,7 @@ impl Worker {
             for (reason, event) in dead {
                 let counter = match reason {
                     DeadLetterReason::PluginFault => &self.metrics.failed.plugin_fault,
+                    DeadLetterReason::Quarantined => &self.metrics.failed.quarantined,
                     DeadLetterReason::Malformed => &self.metrics.failed.malformed,
                     DeadLetterReason::SinkError => &self.metrics.failed.sink_error,
                     DeadLetterReason::PluginError => &self.metrics.failed.plugin_error,

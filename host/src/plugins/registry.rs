@@ -20,6 +20,8 @@ pub enum PluginHealth {
     Serving,
     /// The last reload failed; the previous version keeps serving.
     Failed,
+    /// A stage's circuit breaker has quarantined it (see `quarantined_in`).
+    Quarantined,
 }
 
 /// What the admin API shows of one plugin.
@@ -43,6 +45,8 @@ pub struct PluginStatus {
     pub reloads: u64,
     /// Failed reloads since start.
     pub failed_reloads: u64,
+    /// Stages whose breaker has quarantined it.
+    pub quarantined_in: Vec<String>,
 }
 
 /// The serving version of one plugin.
@@ -64,6 +68,7 @@ impl PluginSlot {
             last_error: None,
             reloads: 0,
             failed_reloads: 0,
+            quarantined_in: Vec::new(),
         };
         Self {
             current: RwLock::new(plugin),
@@ -115,9 +120,22 @@ impl PluginSlot {
         status.failed_reloads += 1;
     }
 
+    /// Marks it quarantined, or no longer, by `stage`'s breaker.
+    pub fn set_quarantined(&self, stage: &str, quarantined: bool) {
+        let mut status = self.status();
+        status.quarantined_in.retain(|s| s != stage);
+        if quarantined {
+            status.quarantined_in.push(stage.to_owned());
+        }
+    }
+
     /// Its status now.
     pub fn snapshot(&self) -> PluginStatus {
-        self.status().clone()
+        let mut status = self.status().clone();
+        if !status.quarantined_in.is_empty() {
+            status.state = PluginHealth::Quarantined;
+        }
+        status
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, PluginStatus> {
