@@ -746,3 +746,55 @@ inputs = ["tail"]
     assert_eq!(done.code, 0, "{}", done.stderr);
     assert_eq!(seqs(&ws.lines("out.jsonl"), "/n"), vec![1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn plugin_defaults_beside_the_wasm_fill_what_the_stage_leaves_out() {
+    let ws = Workspace::new();
+    let plugins = ws.path("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        weir_e2e::plugin("threshold"),
+        plugins.join("threshold.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("threshold.toml"),
+        "timeout = \"50ms\"\n[config]\nfield = \"amount\"\nmin = 50\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path("events.jsonl"),
+        "{\"amount\":20}\n{\"amount\":60}\n",
+    )
+    .unwrap();
+    let pipeline = |stage_config: &str| {
+        format!(
+            "[server]\nenabled = false\n[plugins]\ndir = \"plugins\"\n[sources.in]\ntype = \"file\"\npath = \"events.jsonl\"\n[stages.t]\ntype = \"handler\"\nplugin = \"threshold\"\ninputs = [\"in\"]\n{stage_config}\n[sinks.out]\ntype = \"file\"\npath = \"out.jsonl\"\ninputs = [\"t\"]\n[state]\ndir = \"state-{}\"\n",
+            stage_config.len()
+        )
+    };
+    // Only the defaults: min = 50.
+    ws.pipeline(&pipeline(""));
+    let done = ws.run(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(seqs(&ws.lines("out.jsonl"), "/amount"), vec![60]);
+    // The stage overrides min, keeps the default field.
+    std::fs::remove_file(ws.path("out.jsonl")).unwrap();
+    ws.pipeline(&pipeline("config = { min = 10 }"));
+    let done = ws.run(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(seqs(&ws.lines("out.jsonl"), "/amount"), vec![20, 60]);
+    // A bad defaults file is refused with its name and line.
+    std::fs::write(
+        plugins.join("threshold.toml"),
+        "timeout = \"50ms\"\nmin = 5\n",
+    )
+    .unwrap();
+    let output = ws.command(&["run", "pipeline.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("threshold.toml:2: unknown field `min`"),
+        "{stderr}"
+    );
+}

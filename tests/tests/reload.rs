@@ -237,8 +237,32 @@ inputs = ["stamp"]
         );
     }
 
-    // Without the token the admin API refuses; with it, a reload of the unchanged (bad)
-    // file is rejected again.
+    // The CLI lists the same, and needs the token too.
+    let listed = ws
+        .command(&[
+            "plugins",
+            "--server",
+            &format!("http://{address}"),
+            "--token",
+            "s3cret",
+        ])
+        .output()
+        .expect("weir plugins");
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(0), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("stamp "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("handler") && row.contains("failed"), "{row}");
+    let refused = ws
+        .command(&["plugins", "--server", &format!("http://{address}")])
+        .output()
+        .expect("weir plugins");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    // Without the token the admin API refuses.
     let (status, _) = http_get(&address, "/api/v1/plugins");
     assert_eq!(status, 401);
     let (status, _, _) = http_post(&address, "/api/v1/plugins/stamp/reload", b"");

@@ -2,6 +2,7 @@
 
 mod plugin_check;
 mod plugin_run;
+mod plugins;
 mod run;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ enum Command {
     Run(run::RunArgs),
     /// Check a pipeline file (keys, inputs, cycles, plugins, conditions) without running it.
     Validate(run::ValidateArgs),
+    /// List the plugins of a running service: version, state, reloads, last error.
+    Plugins(plugins::PluginsArgs),
     /// Inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Validate(args) => run::validate(&args),
+        Command::Plugins(args) => plugins::run(&args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(&args),
     };

@@ -48,6 +48,13 @@ fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, PluginDirectory), u8
         eprintln!("{e}");
         EXIT_UNUSABLE
     })?;
+    let mut loaded = loaded;
+    directory
+        .apply_defaults(&mut loaded.config)
+        .map_err(|errors| {
+            errors.iter().for_each(|e| eprintln!("{e}"));
+            EXIT_UNUSABLE
+        })?;
     Ok((loaded, directory))
 }
 

@@ -358,6 +358,12 @@ pub struct HandlerStageConfig {
     /// When to quarantine the plugin after faults, and what to do meanwhile.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// CPU time per call for this stage; else the plugin's `NAME.toml`, else `[plugins]`.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Memory cap per instance in MiB for this stage; else `NAME.toml`, else `[plugins]`.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
 }
 
 /// What a quarantined plugin stage does with the events it gets.

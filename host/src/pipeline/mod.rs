@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{
-    LoadedConfig, OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig,
+    HandlerStageConfig, LoadedConfig, OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig,
+    StageConfig,
 };
 use crate::connectors::{IngestHandle, SinkContext, SourceContext, sink_task, source_task};
 use crate::delivery::CheckpointStore;
@@ -292,17 +293,19 @@ pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>>
                 stage: name.clone(),
                 kind: PluginKind::Handler,
                 config: serde_json::to_string(&h.config).unwrap_or_else(|_| "{}".into()),
-                limits: limits(config),
+                limits: limits(config, h),
             });
         }
     }
     users
 }
 
-fn limits(config: &PipelineConfig) -> PluginLimits {
+/// A stage's limits: its own, else its plugin's `NAME.toml` (merged in at load), else
+/// `[plugins]`.
+fn limits(config: &PipelineConfig, stage: &HandlerStageConfig) -> PluginLimits {
     PluginLimits {
-        call_timeout: config.plugins.timeout.0,
-        memory_bytes: (config.plugins.memory_mb as usize) << 20,
+        call_timeout: stage.timeout.unwrap_or(config.plugins.timeout).0,
+        memory_bytes: (stage.memory_mb.unwrap_or(config.plugins.memory_mb) as usize) << 20,
         ..PluginLimits::default()
     }
 }
@@ -328,7 +331,7 @@ async fn operators(
                 .cloned()
                 .ok_or_else(|| error(format!("plugin {:?} is not loaded", h.plugin)))?;
             let json = serde_json::to_string(&h.config).map_err(|e| error(e.to_string()))?;
-            let limits = limits(config);
+            let limits = limits(config, h);
             for _ in 0..n {
                 let plugin = Arc::clone(&slot);
                 let json = json.clone();

@@ -41,7 +41,7 @@ mod supervisor;
 
 pub use aggregator::{AggregatorInstance, Folded};
 pub use cache::{CacheOutcome, CompileCache};
-pub use directory::PluginDirectory;
+pub use directory::{PluginDefaults, PluginDirectory};
 pub use engine::{EPOCH_TICK, EngineError, PluginEngine};
 pub use error::{CallError, CallErrorKind, ErrorCode, Fault, LoadError, ReportedError};
 pub use handler::{EventFailure, HandlerInstance, HandlerOutput};
