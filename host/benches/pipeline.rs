@@ -23,6 +23,9 @@ const PASS_THROUGH_EVENTS: u64 = 5_000_000;
 const FILTER_EVENTS: u64 = 3_000_000;
 const LATENCY_RATE: u64 = 100_000;
 const LATENCY_SECONDS: u64 = 10;
+/// Events the healthy stage takes in the isolation runs: a few seconds' worth, so several
+/// of the neighbour's deadline stalls fall inside.
+const ISOLATION_EVENTS: u64 = 12_000_000;
 
 struct Outcome {
     elapsed: Duration,
@@ -30,19 +33,31 @@ struct Outcome {
     metrics: String,
 }
 
-fn run(pipeline: &str) -> Outcome {
+/// A validated pipeline, its plugins and a runtime to run it on.
+fn prepare(
+    pipeline: &str,
+) -> (
+    tokio::runtime::Runtime,
+    weir::config::LoadedConfig,
+    PluginRegistry,
+) {
     let text = pipeline.replace("{plugins}", &weir_e2e::plugin_dir().display().to_string());
     let loaded = parse_pipeline(Path::new("bench.toml"), &text, |_| None).expect("pipeline parses");
     let loader = PluginLoader::new(PluginEngine::new().expect("engine"), None);
     let mut directory = PluginDirectory::new(&loaded.config.plugins.dir, loader);
     loaded.validate(&mut directory).expect("pipeline is valid");
+    let registry = PluginRegistry::new(directory.loaded());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    (runtime, loaded, registry)
+}
+
+fn run(pipeline: &str) -> Outcome {
+    let (runtime, loaded, registry) = prepare(pipeline);
     runtime.block_on(async {
         let metrics = Metrics::new();
-        let registry = PluginRegistry::new(directory.loaded());
         let started = Instant::now();
         let running = weir::pipeline::start(&loaded, &registry, &metrics, CancellationToken::new())
             .await
@@ -57,6 +72,31 @@ fn run(pipeline: &str) -> Outcome {
             written,
             metrics: metrics.encode(),
         }
+    })
+}
+
+/// Events/s of `stage` until it has taken `count` events; then the pipeline is stopped.
+fn stage_rate(pipeline: &str, stage: &str, count: u64) -> f64 {
+    let (runtime, loaded, registry) = prepare(pipeline);
+    runtime.block_on(async {
+        let metrics = Metrics::new();
+        let stop = CancellationToken::new();
+        let started = Instant::now();
+        let running = weir::pipeline::start(&loaded, &registry, &metrics, stop.clone())
+            .await
+            .expect("pipeline starts");
+        let taken = || {
+            running.components[stage].counters()["events_in"]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        while taken() < count {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        stop.cancel();
+        running.wait().await;
+        count as f64 / elapsed.as_secs_f64()
     })
 }
 
@@ -157,6 +197,40 @@ fn main() {
     println!(
         "wasm / native filter pipeline:        {:>12.2}",
         wasm_rate / native_rate
+    );
+
+    // The same wasm pipeline beside an independent branch whose plugin loops until its
+    // deadline on about one event a second: how much the healthy stage loses.
+    let isolation_base = through_stage(
+        "type = \"handler\"\nplugin = \"threshold\"\nconfig = { field = \"amount\", min = 50 }",
+        ISOLATION_EVENTS,
+        "",
+    );
+    let alone = format!(
+        "{isolation_base}[sources.noise]\ntype = \"generator\"\nrate = 1000.0\ntemplate = {{ x = \"{{{{int(1,1)}}}}\" }}\n[sinks.quiet]\ntype = \"null\"\ninputs = [\"noise\"]\n"
+    );
+    let beside_hostile = format!(
+        "{isolation_base}[sources.noise]\ntype = \"generator\"\nrate = 1000.0\ntemplate = {{ x = \"{{{{int(0,999)}}}}\" }}\n[stages.spin]\ntype = \"handler\"\nplugin = \"loop-forever\"\nconfig = {{ field = \"x\", equals = 0 }}\ninputs = [\"noise\"]\n[sinks.quiet]\ntype = \"null\"\ninputs = [\"spin\"]\n"
+    );
+    let mut healthy: Vec<f64> = (0..3)
+        .map(|_| stage_rate(&alone, "big", ISOLATION_EVENTS))
+        .collect();
+    let mut hostile: Vec<f64> = (0..3)
+        .map(|_| stage_rate(&beside_hostile, "big", ISOLATION_EVENTS))
+        .collect();
+    healthy.sort_by(f64::total_cmp);
+    hostile.sort_by(f64::total_cmp);
+    println!(
+        "wasm threshold stage, quiet neighbour:  {:>12.0} events/s",
+        healthy[1]
+    );
+    println!(
+        "wasm threshold stage, looping neighbour:{:>12.0} events/s",
+        hostile[1]
+    );
+    println!(
+        "with / without the hostile neighbour:   {:>12.2}",
+        hostile[1] / healthy[1]
     );
 
     let latency = through_stage(

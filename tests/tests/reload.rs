@@ -391,3 +391,88 @@ envelope = true
         (13..23).collect::<Vec<u64>>()
     );
 }
+
+#[test]
+fn hostile_plugins_in_a_running_pipeline_fail_only_their_culprits() {
+    let ws = Workspace::new();
+    let mut input = String::new();
+    for seq in 0..300u64 {
+        let trait_ = match seq {
+            50 => ",\"spin\":1",
+            150 => ",\"bomb\":1",
+            250 => ",\"poison\":true",
+            _ => "",
+        };
+        input.push_str(&format!("{{\"seq\":{seq}{trait_}}}\n"));
+    }
+    std::fs::write(ws.path("events.jsonl"), input).expect("input");
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+timeout = "100ms"
+memory_mb = 32
+[dead_letter]
+sink = "dlq"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+[stages.spin]
+type = "handler"
+plugin = "loop-forever"
+config = { field = "spin", equals = 1 }
+inputs = ["in"]
+[stages.bomb]
+type = "handler"
+plugin = "memory-bomb"
+config = { field = "bomb", equals = 1 }
+inputs = ["spin"]
+[stages.trap]
+type = "handler"
+plugin = "panic"
+inputs = ["bomb"]
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["trap"]
+[sinks.dlq]
+type = "file"
+path = "dlq.jsonl"
+envelope = true
+"#,
+    );
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let passed = seqs(&ws.lines("out.jsonl"), "/seq");
+    let expected: Vec<u64> = (0..300).filter(|s| ![50, 150, 250].contains(s)).collect();
+    assert_eq!(
+        passed, expected,
+        "everything but the culprits arrives, in order"
+    );
+    let dead = ws.lines("dlq.jsonl");
+    let culprits: Vec<(u64, String, String)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["payload"]["seq"].as_u64().expect("seq"),
+                d["headers"]["weir-dead-letter-stage"]
+                    .as_str()
+                    .expect("stage")
+                    .to_owned(),
+                d["headers"]["weir-dead-letter-error"]
+                    .as_str()
+                    .expect("error")
+                    .to_lowercase(),
+            )
+        })
+        .collect();
+    assert_eq!(culprits.len(), 3, "{culprits:?}");
+    assert_eq!((culprits[0].0, culprits[0].1.as_str()), (50, "spin"));
+    assert!(culprits[0].2.contains("deadline"), "{}", culprits[0].2);
+    assert_eq!((culprits[1].0, culprits[1].1.as_str()), (150, "bomb"));
+    assert!(culprits[1].2.contains("memory"), "{}", culprits[1].2);
+    assert_eq!((culprits[2].0, culprits[2].1.as_str()), (250, "trap"));
+    assert!(culprits[2].2.contains("trap"), "{}", culprits[2].2);
+}
