@@ -28,6 +28,17 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of plugin fault counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    /// Stage name.
+    pub stage: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// `deadline`, `memory`, `stack_overflow`, `trap` or `contract`.
+    pub kind: String,
+}
+
 /// Labels of plugin call metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
@@ -61,7 +72,7 @@ pub struct Metrics {
     channel_fill: Family<ComponentLabel, Gauge>,
     acknowledged: Family<ComponentLabel, Counter>,
     plugin_call_seconds: HistogramFamily<PluginLabels>,
-    plugin_faults: Family<PluginLabels, Counter>,
+    plugin_faults: Family<FaultLabels, Counter>,
     end_to_end_seconds: HistogramFamily<ComponentLabel>,
     reloads: Family<ReloadLabels, Counter>,
     reload_seconds: HistogramFamily<PluginNameLabel>,
@@ -170,7 +181,7 @@ impl Metrics {
         );
         registry.register(
             "weir_plugin_faults",
-            "Plugin traps, deadlines and memory faults (each replaced an instance)",
+            "Events whose handling faulted a plugin, by fault kind (the instance was replaced)",
             plugin_faults.clone(),
         );
         registry.register(
@@ -279,7 +290,21 @@ impl Metrics {
             plugin: plugin.to_owned(),
         };
         let call_seconds = self.plugin_call_seconds.get_or_create(&label).clone();
-        let faults = self.plugin_faults.get_or_create(&label).clone();
+        let fault = |kind: &str| -> Counter {
+            let guard = self.plugin_faults.get_or_create(&FaultLabels {
+                stage: stage.to_owned(),
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+            });
+            guard.clone()
+        };
+        let faults = FaultCounters {
+            deadline: fault("deadline"),
+            memory: fault("memory"),
+            stack_overflow: fault("stack_overflow"),
+            trap: fault("trap"),
+            contract: fault("contract"),
+        };
         PluginMetrics {
             call_seconds,
             faults,
@@ -350,6 +375,34 @@ pub struct ComponentMetrics {
 pub struct PluginMetrics {
     /// Time per call.
     pub call_seconds: Histogram,
-    /// Faults.
-    pub faults: Counter,
+    /// Faults by kind.
+    pub faults: FaultCounters,
+}
+
+/// Fault counters of one plugin in one stage, by kind.
+#[derive(Clone, Debug)]
+pub struct FaultCounters {
+    /// Calls stopped at their deadline.
+    pub deadline: Counter,
+    /// Instances that hit their memory cap.
+    pub memory: Counter,
+    /// Stack overflows.
+    pub stack_overflow: Counter,
+    /// Traps (panics, unreachable, bad memory access).
+    pub trap: Counter,
+    /// Outputs that broke the contract.
+    pub contract: Counter,
+}
+
+impl FaultCounters {
+    /// The counter of fault kind `kind` (as [`crate::plugins::Fault::kind`] names it).
+    pub fn of(&self, kind: &str) -> &Counter {
+        match kind {
+            "deadline" => &self.deadline,
+            "memory" => &self.memory,
+            "stack_overflow" => &self.stack_overflow,
+            "contract" => &self.contract,
+            _ => &self.trap,
+        }
+    }
 }

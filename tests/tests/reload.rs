@@ -358,6 +358,12 @@ envelope = true
     );
     let status = plugin_status(&address, "", "panic");
     assert_eq!(status["state"], "quarantined", "{status}");
+    let (_, metrics) = http_get(&address, "/metrics");
+    assert!(
+        metrics
+            .contains("weir_plugin_faults_total{stage=\"risky\",plugin=\"panic\",kind=\"trap\"} 3"),
+        "{metrics}"
+    );
     append(3, 13, false);
     wait_until(
         "quarantined events dead-lettered",

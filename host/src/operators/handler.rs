@@ -25,7 +25,6 @@ pub struct HandlerOperator {
     config: String,
     handler: SupervisedHandler,
     metrics: PluginMetrics,
-    faults_seen: u64,
     breaker: Breaker,
     policy: QuarantinePolicy,
     shutdown: CancellationToken,
@@ -57,7 +56,6 @@ impl HandlerOperator {
             limits,
             config,
             metrics,
-            faults_seen: 0,
             breaker: Breaker::new(breaker),
             policy: breaker.policy,
             shutdown,
@@ -77,7 +75,6 @@ impl HandlerOperator {
         match SupervisedHandler::new(plugin, self.limits, self.config.clone()) {
             Ok(handler) => {
                 self.handler = handler;
-                self.faults_seen = 0;
                 if self.breaker.is_quarantined() {
                     tracing::info!(stage = %self.stage, plugin = %label, "new version dropped in; quarantine ends");
                     self.slot.set_quarantined(&self.stage, false);
@@ -113,9 +110,6 @@ impl Operator for HandlerOperator {
         self.metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
-        let faults = self.handler.faults();
-        self.metrics.faults.inc_by(faults - self.faults_seen);
-        self.faults_seen = faults;
         match result {
             Ok(output) => {
                 out.dropped = output.dropped as u64;
@@ -125,6 +119,9 @@ impl Operator for HandlerOperator {
                     .iter()
                     .filter(|f| !matches!(f.error.kind, crate::plugins::CallErrorKind::Reported(_)))
                     .count();
+                for fault in output.failures.iter().filter_map(|f| f.error.fault()) {
+                    self.metrics.faults.of(fault.kind()).inc();
+                }
                 self.after_batch(faults);
                 for failure in output.failures {
                     let Some(event) = events.get(failure.index) else {
