@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Running, Workspace, http_get, http_post, seqs};
+use common::{Running, Workspace, http_get, http_post, http_request, seqs};
 use serde_json::Value;
 use weir_e2e::plugin;
 
@@ -38,20 +38,13 @@ fn plugin_status(address: &str, token: &str, name: &str) -> Value {
 }
 
 fn http_get_with_token(address: &str, path: &str, token: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let status = response[9..12].parse().expect("status");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (status, _, body) = http_request(
+        address,
+        "GET",
+        path,
+        &format!("Authorization: Bearer {token}\r\n"),
+        b"",
+    );
     (status, body)
 }
 

@@ -76,8 +76,8 @@ impl HandlerOperator {
             Ok(handler) => {
                 self.handler = handler;
                 if self.breaker.is_quarantined() {
-                    tracing::info!(stage = %self.stage, plugin = %label, "new version dropped in; quarantine ends");
                     self.slot.set_quarantined(&self.stage, false);
+                    tracing::info!(stage = %self.stage, plugin = %label, "new version dropped in; quarantine ends");
                 }
                 self.breaker.reset();
                 tracing::debug!(stage = %self.stage, plugin = %label, "worker switched to the new version");
@@ -146,16 +146,16 @@ impl HandlerOperator {
         match self.breaker.record(faults, Instant::now()) {
             Transition::None => {}
             Transition::Tripped => {
-                tracing::warn!(stage = %self.stage, plugin = %self.plugin_label, policy = ?self.policy, "plugin quarantined by its circuit breaker");
                 self.slot.set_quarantined(&self.stage, true);
+                tracing::warn!(stage = %self.stage, plugin = %self.plugin_label, policy = ?self.policy, "plugin quarantined by its circuit breaker");
                 if self.policy == QuarantinePolicy::Stop {
                     tracing::error!(stage = %self.stage, "quarantine policy is stop: stopping the pipeline");
                     self.shutdown.cancel();
                 }
             }
             Transition::Recovered => {
-                tracing::info!(stage = %self.stage, plugin = %self.plugin_label, "trial batch clean; quarantine ends");
                 self.slot.set_quarantined(&self.stage, false);
+                tracing::info!(stage = %self.stage, plugin = %self.plugin_label, "trial batch clean; quarantine ends");
             }
         }
     }

@@ -202,16 +202,32 @@ impl Drop for Running {
     }
 }
 
-pub fn http_get(address: &str, path: &str) -> (u16, String) {
+/// One HTTP/1.0 exchange: `method path` with `headers` (each ending `\r\n`) and `body`;
+/// returns the status, the response head and the body.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("request");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("request head");
+    stream.write_all(body).expect("request body");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     let status = response[9..12].parse().expect("status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(address, "GET", path, "", b"");
     (status, body)
 }
 
@@ -235,17 +251,11 @@ pub fn seqs(lines: &[Value], pointer: &str) -> Vec<u64> {
 }
 
 pub fn http_post(address: &str, path: &str, body: &[u8]) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+    http_request(
+        address,
+        "POST",
+        path,
+        "Content-Type: application/x-ndjson\r\n",
+        body,
     )
-    .expect("request head");
-    stream.write_all(body).expect("request body");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let status = response[9..12].parse().expect("status code");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, head.to_owned(), body.to_owned())
 }
