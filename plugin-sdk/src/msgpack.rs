@@ -245,7 +245,10 @@ fn key_matches(buf: &[u8], want: &[u8]) -> Result<(bool, usize), DecodeError> {
         }
     };
     let key = take(buf, start, len)?;
-    Ok((key == want, start + len))
+    // Most keys that differ, differ in length or first byte: those are decided without a
+    // call to `memcmp` (a plain byte loop in wasm).
+    let matches = key.len() == want.len() && key.first() == want.first() && key == want;
+    Ok((matches, start + len))
 }
 
 /// [`skip`] with the common scalars and short strings done inline, without the loop.
@@ -276,19 +279,24 @@ fn skip_value(buf: &[u8]) -> Result<usize, DecodeError> {
 /// bytes met on the way.
 pub fn lookup<'a>(payload: &'a [u8], path: &str) -> Result<Option<Value<'a>>, DecodeError> {
     let mut current = payload;
-    let mut segments = path.split('.').peekable();
+    let mut rest = path;
     let mut root = true;
-    while let Some(segment) = segments.next() {
-        let (len, mut pos) = match read(current)? {
-            (Value::Map { len, .. }, n) => (len, n),
-            _ if root => return Err(DecodeError::NotAMap),
-            _ => return Ok(None),
+    loop {
+        // Split by hand: `str::split` is a measurable share of a lookup in wasm.
+        let (segment, more) = match rest.as_bytes().iter().position(|&b| b == b'.') {
+            Some(dot) => (&rest[..dot], Some(&rest[dot + 1..])),
+            None => (rest, None),
+        };
+        let (len, mut pos) = match map_header(current)? {
+            Some(header) => header,
+            None if root => return Err(DecodeError::NotAMap),
+            None => return Ok(None),
         };
         root = false;
         let mut found = None;
         for _ in 0..len {
-            let rest = current.get(pos..).ok_or(DecodeError::Truncated)?;
-            let (matches, n) = key_matches(rest, segment.as_bytes())?;
+            let tail = current.get(pos..).ok_or(DecodeError::Truncated)?;
+            let (matches, n) = key_matches(tail, segment.as_bytes())?;
             pos += n;
             if matches {
                 found = Some(pos);
@@ -298,11 +306,28 @@ pub fn lookup<'a>(payload: &'a [u8], path: &str) -> Result<Option<Value<'a>>, De
         }
         let Some(at) = found else { return Ok(None) };
         current = current.get(at..).ok_or(DecodeError::Truncated)?;
-        if segments.peek().is_none() {
-            return read(current).map(|(value, _)| Some(value));
+        match more {
+            Some(next) => rest = next,
+            None => return read(current).map(|(value, _)| Some(value)),
         }
     }
-    Ok(None)
+}
+
+/// The entry count and header length of the map at the start of `buf`, or `None` when the
+/// value there is not a map.
+#[inline]
+fn map_header(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    Ok(match buf.first() {
+        Some(&m @ 0x80..=0x8f) => Some((u32::from(m & 0x0f), 1)),
+        Some(0xde) => Some((be(buf, 1, 2)? as u32, 3)),
+        Some(0xdf) => Some((be(buf, 1, 4)? as u32, 5)),
+        // Not a map; malformed bytes are still reported as such.
+        Some(_) => {
+            read(buf)?;
+            None
+        }
+        None => return Err(DecodeError::Truncated),
+    })
 }
 
 /// A copy of the map `payload` with `key` set to the already encoded `value`: replaced in
