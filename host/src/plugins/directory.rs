@@ -82,7 +82,9 @@ impl PluginDirectory {
         let path = self.dir.join(format!("{name}.wasm"));
         if !path.is_file() {
             let have = self.available();
-            let have = if have.is_empty() {
+            let have = if !self.dir.is_dir() {
+                "the directory does not exist: set [plugins] dir".to_owned()
+            } else if have.is_empty() {
                 "it holds no .wasm file".to_owned()
             } else {
                 format!("have: {}", have.join(", "))
