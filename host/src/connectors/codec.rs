@@ -50,6 +50,14 @@ pub fn encode(format: EdgeFormat, envelope: bool, event: &Event, out: &mut Vec<u
     }
 }
 
+/// Replaces the contents of `out` with every event of a batch, encoded as [`encode`] does.
+pub fn encode_batch(format: EdgeFormat, envelope: bool, events: &[Event], out: &mut Vec<u8>) {
+    out.clear();
+    for event in events {
+        encode(format, envelope, event, out);
+    }
+}
+
 fn payload_json(payload: &[u8]) -> Json {
     msgpack_to_json(payload)
         .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(payload).into_owned()))

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::codec::encode;
+use super::codec::encode_batch;
 use super::sink::BatchWriter;
 use crate::config::{EdgeFormat, FileSinkConfig};
 use crate::event::Event;
@@ -90,10 +90,7 @@ impl FileWriter {
 impl BatchWriter for FileWriter {
     fn write(&mut self, events: &[Event]) -> Result<(), String> {
         let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        for event in events {
-            encode(self.format, self.envelope, event, &mut buf);
-        }
+        encode_batch(self.format, self.envelope, events, &mut buf);
         let path = self.path.display().to_string();
         let result = self.file().and_then(|file| {
             file.write_all(&buf)
@@ -131,10 +128,7 @@ impl StdoutWriter {
 
 impl BatchWriter for StdoutWriter {
     fn write(&mut self, events: &[Event]) -> Result<(), String> {
-        self.buf.clear();
-        for event in events {
-            encode(self.format, self.envelope, event, &mut self.buf);
-        }
+        encode_batch(self.format, self.envelope, events, &mut self.buf);
         let mut out = std::io::stdout().lock();
         out.write_all(&self.buf)
             .and_then(|()| out.flush())

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::codec::encode;
+use super::codec::encode_batch;
 use super::sink::BatchWriter;
 use crate::config::{EdgeFormat, HttpSinkConfig};
 use crate::event::Event;
@@ -39,10 +39,7 @@ impl HttpWriter {
 
 impl BatchWriter for HttpWriter {
     fn write(&mut self, events: &[Event]) -> Result<(), String> {
-        self.buf.clear();
-        for event in events {
-            encode(self.format, self.envelope, event, &mut self.buf);
-        }
+        encode_batch(self.format, self.envelope, events, &mut self.buf);
         let content_type = match self.format {
             EdgeFormat::Json => "application/x-ndjson",
             EdgeFormat::Msgpack => "application/msgpack",
