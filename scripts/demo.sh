@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 "$ROOT/scripts/build-plugins.sh"
+ensure_build_deps
 cargo build --quiet --release -p weir
 weir="$CARGO_TARGET_DIR/release/weir"
 

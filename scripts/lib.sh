@@ -6,3 +6,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PLUGIN_OUT="$CARGO_TARGET_DIR/plugins"
 
 say() { printf '%s\n' "$*" >&2; }
+
+# C libraries the bundled librdkafka builds against (TLS for SASL_SSL, zlib), from Debian.
+ensure_build_deps() {
+    if pkg-config --exists openssl zlib 2>/dev/null; then
+        return
+    fi
+    say "installing libssl-dev, zlib1g-dev and pkg-config for librdkafka"
+    apt-get update -qq && apt-get install -y -qq libssl-dev zlib1g-dev pkg-config >/dev/null
+}

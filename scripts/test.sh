@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the toolchains it needs (wasm target, componentize-py),
-# builds every plugin, builds the binary, and runs every test of the workspace.
+# starts the Kafka-protocol test broker, builds every plugin, builds the binary, runs every
+# test of the workspace, and stops the broker.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
+ensure_build_deps
 "$ROOT/scripts/build-plugins.sh"
 export WEIR_PLUGIN_DIR="$PLUGIN_OUT"
 # A cache of compiled components private to this run, so cache tests start cold.
 WEIR_CACHE_DIR="$(mktemp -d)"
 export WEIR_CACHE_DIR
 trap 'rm -rf "$WEIR_CACHE_DIR"' EXIT
+
+# The Kafka-protocol broker the Kafka tests use, stopped however the run ends.
+WEIR_KAFKA_BROKERS="$("$ROOT/scripts/kafka-broker.sh" start)"
+export WEIR_KAFKA_BROKERS
+trap 'rm -rf "$WEIR_CACHE_DIR"; "$ROOT/scripts/kafka-broker.sh" stop' EXIT
 
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod event;
 pub mod expr;
 pub mod format;
+pub mod health;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;

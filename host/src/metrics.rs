@@ -76,6 +76,8 @@ pub struct Metrics {
     end_to_end_seconds: HistogramFamily<ComponentLabel>,
     reloads: Family<ReloadLabels, Counter>,
     reload_seconds: HistogramFamily<PluginNameLabel>,
+    kafka: crate::connectors::KafkaFamilies,
+    health: crate::health::Health,
 }
 
 /// Labels of reload counters.
@@ -189,8 +191,11 @@ impl Metrics {
             "Time from an event's creation (its event time) to its write by a sink, per batch's oldest event",
             end_to_end_seconds.clone(),
         );
+        let kafka = crate::connectors::KafkaFamilies::register(&mut registry);
         Self {
             registry,
+            kafka,
+            health: crate::health::Health::default(),
             events_in,
             events_out,
             dropped,
@@ -204,6 +209,16 @@ impl Metrics {
             reloads,
             reload_seconds,
         }
+    }
+
+    /// The Kafka connector families.
+    pub fn kafka(&self) -> &crate::connectors::KafkaFamilies {
+        &self.kafka
+    }
+
+    /// Readiness problems components report.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.health
     }
 
     /// The reload handles of plugin `plugin`.

@@ -200,12 +200,21 @@ async fn reload(
     }
 }
 
+/// Ready once started and while no component reports a problem (a broker it cannot
+/// reach); otherwise 503 with one line per problem.
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    if !state.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
     }
+    let problems = state.metrics.health().problems();
+    if problems.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let text: String = problems
+        .iter()
+        .map(|(component, reason)| format!("{component}: {reason}\n"))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
@@ -237,6 +246,7 @@ async fn pipeline(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value>
         .collect();
     Json(serde_json::json!({
         "ready": state.ready.load(Ordering::Acquire),
+        "problems": state.metrics.health().problems(),
         "components": list,
     }))
 }

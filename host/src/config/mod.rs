@@ -20,11 +20,15 @@
 //! ```
 
 mod duration;
+mod kafka;
 mod load;
 mod model;
 mod validate;
 
 pub use duration::Duration;
+pub use kafka::{
+    KafkaOptionValue, KafkaOptions, KafkaSinkConfig, KafkaSourceConfig, StartPosition,
+};
 pub use load::{ConfigError, ConfigProblem, LoadedConfig, load_pipeline, parse_pipeline};
 pub use model::*;
 pub use validate::{MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};

@@ -223,6 +223,8 @@ pub enum SourceConfig {
     Stdin(StdinSourceConfig),
     /// Events POSTed to `/ingest/NAME` on the HTTP side.
     Http(HttpSourceConfig),
+    /// A Kafka consumer group member.
+    Kafka(super::kafka::KafkaSourceConfig),
 }
 
 /// `type = "http"` as a source: `POST /ingest/NAME` with NDJSON, a JSON array, or
@@ -493,6 +495,8 @@ pub enum SinkConfig {
     Null(NullSinkConfig),
     /// POSTs each batch to a URL.
     Http(HttpSinkConfig),
+    /// Produces to a Kafka topic.
+    Kafka(super::kafka::KafkaSinkConfig),
 }
 
 /// `type = "http"` as a sink: one POST per batch (NDJSON, or MessagePack values), retried
@@ -536,6 +540,7 @@ impl SinkConfig {
             Self::File(c) => &c.inputs,
             Self::Null(c) => &c.inputs,
             Self::Http(c) => &c.inputs,
+            Self::Kafka(c) => &c.inputs,
         }
     }
 
@@ -546,6 +551,7 @@ impl SinkConfig {
             Self::File(c) => &c.overload,
             Self::Null(c) => &c.overload,
             Self::Http(c) => &c.overload,
+            Self::Kafka(c) => &c.overload,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::kafka::{KafkaSinkConfig, KafkaSourceConfig};
 use super::load::{ConfigError, LoadedConfig};
 use super::model::{OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
 use crate::expr::Condition;
@@ -334,6 +335,9 @@ fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
                 format!("{:?} is not an http:// URL", h.url),
             );
         }
+        if let SinkConfig::Kafka(k) = sink {
+            check_kafka_sink(c, name, k, problem);
+        }
         if let SinkConfig::File(f) = sink
             && f.rotate_bytes == Some(0)
         {
@@ -353,6 +357,9 @@ fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
                 "an http source is served by the HTTP side: set [server] enabled = true".into(),
             );
         }
+        if let SourceConfig::Kafka(k) = source {
+            check_kafka_source(c, name, k, problem);
+        }
         if let SourceConfig::Generator(g) = source {
             if let Some(rate) = g.rate
                 && !(rate > 0.0 && rate.is_finite())
@@ -367,5 +374,101 @@ fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
                 problem(format!("sources.{name}.template"), e);
             }
         }
+    }
+}
+
+fn check_kafka_source(
+    c: &PipelineConfig,
+    name: &str,
+    k: &KafkaSourceConfig,
+    problem: &mut Report<'_>,
+) {
+    let key = |field: &str| format!("sources.{name}.{field}");
+    if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
+        problem(
+            key("topics"),
+            "needs at least one topic name (a name starting with ^ is a regular expression)".into(),
+        );
+    }
+    if k.group.is_empty() {
+        problem(key("group"), "needs a consumer group id".into());
+    }
+    if let Err(e) =
+        crate::connectors::kafka::check(&crate::connectors::kafka::consumer_config(name, k))
+    {
+        problem(key("options"), e);
+    }
+    if !k.exactly_once {
+        return;
+    }
+    let others = c
+        .sources
+        .iter()
+        .filter(|(n, s)| *n != name && matches!(s, SourceConfig::Kafka(o) if o.exactly_once))
+        .count();
+    if others > 0 {
+        problem(
+            key("exactly_once"),
+            "only one source of a pipeline may be exactly_once (run one pipeline per stream)"
+                .into(),
+        );
+    }
+    let transactional: Vec<(&String, &KafkaSinkConfig)> = c
+        .sinks
+        .iter()
+        .filter_map(|(n, s)| match s {
+            SinkConfig::Kafka(k) if k.transactional_id.is_some() => Some((n, k)),
+            _ => None,
+        })
+        .collect();
+    match transactional.as_slice() {
+        [(_, sink)] if sink.brokers != k.brokers => problem(
+            key("exactly_once"),
+            format!(
+                "the transactional sink writes to {:?} but this source reads {:?}: exactly-once needs one Kafka cluster",
+                sink.brokers, k.brokers
+            ),
+        ),
+        [_] => {}
+        [] => problem(
+            key("exactly_once"),
+            "needs a kafka sink with transactional_id (unique per instance, stable across restarts)"
+                .into(),
+        ),
+        _ => problem(
+            key("exactly_once"),
+            "more than one kafka sink has a transactional_id; exactly-once supports one".into(),
+        ),
+    }
+}
+
+fn check_kafka_sink(c: &PipelineConfig, name: &str, k: &KafkaSinkConfig, problem: &mut Report<'_>) {
+    let key = |field: &str| format!("sinks.{name}.{field}");
+    if k.topic.is_empty() {
+        problem(key("topic"), "needs a topic name".into());
+    }
+    if k.max_in_flight == 0 {
+        problem(key("max_in_flight"), "must be 1 or more".into());
+    }
+    if let Err(e) =
+        crate::connectors::kafka::check(&crate::connectors::kafka::producer_config(name, k))
+    {
+        problem(key("options"), e);
+    }
+    let exactly_once_source = c
+        .sources
+        .values()
+        .any(|s| matches!(s, SourceConfig::Kafka(k) if k.exactly_once));
+    if k.transactional_id.is_some() && !exactly_once_source {
+        problem(
+            key("transactional_id"),
+            "is for exactly-once: set exactly_once = true on the kafka source that feeds it".into(),
+        );
+    }
+    if c.dead_letter.as_ref().is_some_and(|d| d.sink == name) && k.transactional_id.is_some() {
+        problem(
+            key("transactional_id"),
+            "the dead-letter sink cannot be the transactional sink".into(),
+        );
     }
 }

@@ -7,6 +7,7 @@ mod file_source;
 mod generator;
 mod http_sink;
 mod http_source;
+pub mod kafka;
 mod sink;
 mod source;
 mod stdin;
@@ -17,6 +18,7 @@ pub use file_source::FilePosition;
 pub use generator::GeneratorTemplate;
 pub use http_sink::HttpWriter;
 pub use http_source::{IngestHandle, IngestRequest, decode_body, ingest_channel};
+pub use kafka::{KafkaFamilies, TransactionLink};
 pub use sink::{BatchWriter, SinkContext};
 pub use source::{SourceContext, SourceError};
 
@@ -24,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::config::{SinkConfig, SourceConfig};
+use crate::metrics::Metrics;
 
 /// A running source or sink.
 pub type ConnectorTask = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send>>;
@@ -34,14 +37,17 @@ pub fn source_is_finite(config: &SourceConfig) -> bool {
         SourceConfig::Generator(g) => g.count.is_some(),
         SourceConfig::File(f) => !f.follow,
         SourceConfig::Stdin(_) => true,
-        SourceConfig::Http(_) => false,
+        SourceConfig::Http(_) | SourceConfig::Kafka(_) => false,
     }
 }
 
 /// The task of a source; http sources also give the handle the HTTP side feeds them by.
+/// `transactions` joins an exactly-once Kafka source to its transactional sink.
 pub fn source_task(
     config: SourceConfig,
     ctx: SourceContext,
+    metrics: &Metrics,
+    transactions: Option<TransactionLink>,
 ) -> (ConnectorTask, Option<IngestHandle>) {
     match config {
         SourceConfig::Generator(c) => (Box::pin(generator::run(c, ctx)), None),
@@ -51,12 +57,33 @@ pub fn source_task(
             let (handle, requests) = ingest_channel(&c);
             (Box::pin(http_source::run(requests, ctx)), Some(handle))
         }
+        SourceConfig::Kafka(c) => {
+            let kafka = metrics.kafka().source(&ctx.name);
+            (
+                Box::pin(kafka::source::run(c, ctx, kafka, transactions)),
+                None,
+            )
+        }
     }
 }
 
-/// The task of a sink.
-pub fn sink_task(config: &SinkConfig, ctx: SinkContext) -> ConnectorTask {
+/// The task of a sink; `transactions` makes a Kafka sink the transactional half of an
+/// exactly-once pipeline.
+pub fn sink_task(
+    config: &SinkConfig,
+    ctx: SinkContext,
+    metrics: &Metrics,
+    transactions: Option<TransactionLink>,
+) -> ConnectorTask {
     match config {
+        SinkConfig::Kafka(c) => {
+            let errors = metrics.kafka().produce_errors(&ctx.name);
+            let c = c.clone();
+            Box::pin(async move {
+                kafka::sink::run(c, ctx, transactions, errors).await;
+                Ok(())
+            })
+        }
         SinkConfig::Stdout(c) => {
             let writer = StdoutWriter::new(c.format, c.envelope);
             Box::pin(async move {

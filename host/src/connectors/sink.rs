@@ -35,6 +35,8 @@ pub struct SinkContext {
     pub metrics: ComponentMetrics,
     /// A delay per batch, to model a slow destination.
     pub delay: Option<Duration>,
+    /// Where a sink reports that it cannot reach its destination.
+    pub health: crate::health::Health,
 }
 
 /// Runs `writer` until its input closes.

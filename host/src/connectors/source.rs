@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::{
-    AckTracker, CheckpointStore, DeadLetterReason, LogLimiter, dead_letter_event,
+    AckToken, AckTracker, CheckpointStore, DeadLetterReason, LogLimiter, dead_letter_event,
 };
 use crate::event::{Batch, Event};
 use crate::metrics::ComponentMetrics;
@@ -33,6 +33,8 @@ pub struct SourceContext {
     pub checkpoints: CheckpointStore,
     /// How often acknowledged positions are saved.
     pub checkpoint_interval: Duration,
+    /// Where a source reports that it cannot reach its system.
+    pub health: crate::health::Health,
 }
 
 /// Why a source stopped early.
@@ -103,39 +105,7 @@ impl<P: Clone + PartialEq + Serialize + Send + 'static> Emitter<P> {
             return Ok(());
         }
         let token = self.tracker.token(position);
-        self.ctx
-            .metrics
-            .events_in
-            .inc_by((events.len() + malformed.len()) as u64);
-        if !malformed.is_empty() {
-            self.ctx
-                .metrics
-                .failed
-                .malformed
-                .inc_by(malformed.len() as u64);
-            let dead: Vec<Event> = malformed
-                .into_iter()
-                .map(|(event, reason)| {
-                    if let Some(held_back) = self.log_limit.allow() {
-                        tracing::warn!(source = %self.ctx.name, error = %reason, held_back, "malformed input, sent to the dead-letter sink");
-                    }
-                    dead_letter_event(event, &self.ctx.name, None, DeadLetterReason::Malformed, &reason)
-                })
-                .collect();
-            // Without a dead-letter sink, logging and counting is all there is to do.
-            if let Some(inlet) = &self.ctx.dead_letter {
-                let batch = Batch::new(dead, vec![token.share()]);
-                inlet.send(batch).await.map_err(|_| {
-                    SourceError::read(&self.ctx.name, "the dead-letter sink stopped")
-                })?;
-            }
-        }
-        self.ctx.metrics.events_out.inc_by(events.len() as u64);
-        self.ctx
-            .output
-            .send(Batch::new(events, vec![token]))
-            .await
-            .map_err(|_| SourceError::read(&self.ctx.name, "a reader stopped"))
+        deliver(&self.ctx, &mut self.log_limit, events, malformed, token).await
     }
 
     /// Called when the source has nothing more to read: lets go of its readers so the
@@ -183,4 +153,46 @@ impl<P: Clone + PartialEq + Serialize + Send + 'static> Emitter<P> {
             }
         }
     }
+}
+
+/// Sends `events` into the pipeline and `malformed` records (with their reasons) to the
+/// dead-letter sink, both tied to `token`, counting them.
+///
+/// # Errors
+/// When the pipeline has stopped taking events (a reader is gone).
+pub async fn deliver(
+    ctx: &SourceContext,
+    log_limit: &mut LogLimiter,
+    events: Vec<Event>,
+    malformed: Vec<(Event, String)>,
+    token: AckToken,
+) -> Result<(), SourceError> {
+    ctx.metrics
+        .events_in
+        .inc_by((events.len() + malformed.len()) as u64);
+    if !malformed.is_empty() {
+        ctx.metrics.failed.malformed.inc_by(malformed.len() as u64);
+        let dead: Vec<Event> = malformed
+            .into_iter()
+            .map(|(event, reason)| {
+                if let Some(held_back) = log_limit.allow() {
+                    tracing::warn!(source = %ctx.name, error = %reason, held_back, "malformed input, sent to the dead-letter sink");
+                }
+                dead_letter_event(event, &ctx.name, None, DeadLetterReason::Malformed, &reason)
+            })
+            .collect();
+        // Without a dead-letter sink, logging and counting is all there is to do.
+        if let Some(inlet) = &ctx.dead_letter {
+            let batch = Batch::new(dead, vec![token.share()]);
+            inlet
+                .send(batch)
+                .await
+                .map_err(|_| SourceError::read(&ctx.name, "the dead-letter sink stopped"))?;
+        }
+    }
+    ctx.metrics.events_out.inc_by(events.len() as u64);
+    ctx.output
+        .send(Batch::new(events, vec![token]))
+        .await
+        .map_err(|_| SourceError::read(&ctx.name, "a reader stopped"))
 }

@@ -132,6 +132,12 @@ pub async fn start(
         inlets.insert(name, inlet);
         sink_inputs.insert(name.as_str(), input);
     }
+    // Exactly-once: the transactional kafka sink's producer carries the source's offsets.
+    let transactions = config
+        .sources
+        .values()
+        .any(|s| matches!(s, SourceConfig::Kafka(k) if k.exactly_once))
+        .then(crate::connectors::TransactionLink::default);
     let dead_letter = config
         .dead_letter
         .as_ref()
@@ -178,6 +184,11 @@ pub async fn start(
             },
             metrics: component.clone(),
             delay: sink.overload().delay.map(|d| d.0),
+            health: metrics.health().clone(),
+        };
+        let link = match sink {
+            SinkConfig::Kafka(k) if k.transactional_id.is_some() => transactions.clone(),
+            _ => None,
         };
         components.insert(
             name.clone(),
@@ -190,7 +201,7 @@ pub async fn start(
                 metrics: Some(component),
             },
         );
-        let task = sink_task(sink, ctx);
+        let task = sink_task(sink, ctx, metrics, link);
         tasks.spawn(async move {
             let _ = task.await;
         });
@@ -247,6 +258,11 @@ pub async fn start(
             shutdown: shutdown.clone(),
             checkpoints: checkpoints.clone(),
             checkpoint_interval: config.state.checkpoint_interval.0,
+            health: metrics.health().clone(),
+        };
+        let link = match source {
+            SourceConfig::Kafka(k) if k.exactly_once => transactions.clone(),
+            _ => None,
         };
         components.insert(
             name.clone(),
@@ -259,7 +275,7 @@ pub async fn start(
                 metrics: Some(component),
             },
         );
-        let (task, ingest_handle) = source_task(source.clone(), ctx);
+        let (task, ingest_handle) = source_task(source.clone(), ctx, metrics, link);
         if let Some(handle) = ingest_handle {
             ingest.insert(name.clone(), handle);
         }
@@ -382,6 +398,7 @@ fn source_kind(config: &SourceConfig) -> &'static str {
         SourceConfig::File(_) => "file",
         SourceConfig::Stdin(_) => "stdin",
         SourceConfig::Http(_) => "http",
+        SourceConfig::Kafka(_) => "kafka",
     }
 }
 
@@ -399,5 +416,6 @@ fn sink_kind(config: &SinkConfig) -> &'static str {
         SinkConfig::File(_) => "file",
         SinkConfig::Null(_) => "null",
         SinkConfig::Http(_) => "http",
+        SinkConfig::Kafka(_) => "kafka",
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -140,6 +142,14 @@ impl Running {
                 ),
             }
         }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn log(&mut self) -> String {
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
     }
 
     /// The HTTP address, once the server listens.

@@ -1,0 +1,249 @@
+//! Kafka → Kafka throughput on the test broker (`scripts/kafka-broker.sh`), in one run:
+//!
+//! - a bare rdkafka consume-produce loop (the baseline a hand-written client reaches);
+//! - Weir copying the topic with no stage;
+//! - Weir with the wasm `threshold` stage in between.
+//!
+//! Each figure is events/s from the first record consumed to the last one delivered (the
+//! group join is left out), the median of three runs over the same input topic.
+//! `cargo bench -p weir --bench kafka` (needs `scripts/build-plugins.sh` first).
+
+// A bench binary with its own main: nothing here is public API.
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use tokio_util::sync::CancellationToken;
+use weir::config::parse_pipeline;
+use weir::metrics::Metrics;
+use weir::plugins::{PluginDirectory, PluginEngine, PluginLoader, PluginRegistry};
+
+const EVENTS: u64 = 400_000;
+const PARTITIONS: i32 = 4;
+
+fn brokers() -> String {
+    if let Ok(b) = std::env::var("WEIR_KAFKA_BROKERS") {
+        return b;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-broker.sh");
+    let out = Command::new(script)
+        .arg("start")
+        .output()
+        .expect("broker script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), fastrand::u64(..))
+}
+
+fn create_topic(runtime: &tokio::runtime::Runtime, brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let made = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic");
+    for m in made {
+        m.expect("topic created");
+    }
+}
+
+fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("producer")
+}
+
+fn send(producer: &ThreadedProducer<DefaultProducerContext>, record: BaseRecord<'_, [u8], [u8]>) {
+    let mut record = record;
+    while let Err((_, back)) = producer.send(record) {
+        record = back;
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
+fn fill(brokers: &str, topic: &str) {
+    let p = producer(brokers);
+    for seq in 0..EVENTS {
+        let key = format!("k{}", seq % 64);
+        let value = format!(
+            r#"{{"seq":{seq},"key":"{key}","amount":{}}}"#,
+            (seq * 7919) % 100
+        );
+        send(
+            &p,
+            BaseRecord::to(topic)
+                .key(key.as_bytes())
+                .payload(value.as_bytes()),
+        );
+    }
+    p.flush(Duration::from_secs(120)).expect("input written");
+}
+
+/// A consume-produce loop on rdkafka alone: the same settings Weir uses.
+fn bare(brokers: &str, input: &str, output: &str) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("bare"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "2000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[input]).expect("subscribe");
+    let p = producer(brokers);
+    let mut seen = 0;
+    let mut started = None;
+    while seen < EVENTS {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            let mut record = BaseRecord::to(output).payload(m.payload().unwrap_or_default());
+            if let Some(key) = m.key() {
+                record = record.key(key);
+            }
+            send(&p, record);
+            seen += 1;
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("output written");
+    let started = started.expect("records consumed");
+    EVENTS as f64 / started.elapsed().as_secs_f64()
+}
+
+fn weir_run(brokers: &str, input: &str, output: &str, stage: bool) -> f64 {
+    let (feed, expected) = if stage {
+        let passing = (0..EVENTS).filter(|s| (s * 7919) % 100 > 50).count() as u64;
+        ("big", passing)
+    } else {
+        ("in", EVENTS)
+    };
+    let text = format!(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+[sources.in]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{input}"]
+group = "{group}"
+options = {{ "session.timeout.ms" = 2000 }}
+[stages.big]
+type = "handler"
+plugin = "threshold"
+inputs = ["in"]
+config = {{ field = "amount", min = 50 }}
+[sinks.out]
+type = "kafka"
+brokers = "{brokers}"
+topic = "{output}"
+format = "raw"
+inputs = ["{feed}"]
+"#,
+        plugins = weir_e2e::plugin_dir().display(),
+        group = unique("weir"),
+    );
+    let text = if stage {
+        text
+    } else {
+        // The copy has no stage; raw in, raw out.
+        text.replace("[stages.big]\ntype = \"handler\"\nplugin = \"threshold\"\ninputs = [\"in\"]\nconfig = { field = \"amount\", min = 50 }\n", "")
+            .replace("options = {", "format = \"raw\"\noptions = {")
+    };
+    let loaded = parse_pipeline(Path::new("bench.toml"), &text, |_| None).expect("pipeline parses");
+    let loader = PluginLoader::new(PluginEngine::new().expect("engine"), None);
+    let mut directory = PluginDirectory::new(&loaded.config.plugins.dir, loader);
+    loaded.validate(&mut directory).expect("pipeline is valid");
+    let registry = PluginRegistry::new(directory.loaded());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let metrics = Metrics::new();
+        let stop = CancellationToken::new();
+        let running = weir::pipeline::start(&loaded, &registry, &metrics, stop.clone())
+            .await
+            .expect("pipeline starts");
+        let count = |name: &str, counter: &str| {
+            running.components[name].counters()[counter]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        while count("in", "events_out") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let started = Instant::now();
+        while count("out", "events_out") < expected {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        stop.cancel();
+        running.wait().await;
+        rate
+    })
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let brokers = brokers();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let input = unique("bench-in");
+    create_topic(&runtime, &brokers, &input);
+    fill(&brokers, &input);
+    let mut results = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let out = unique("bench-bare");
+        create_topic(&runtime, &brokers, &out);
+        results.0.push(bare(&brokers, &input, &out));
+        let out = unique("bench-copy");
+        create_topic(&runtime, &brokers, &out);
+        results.1.push(weir_run(&brokers, &input, &out, false));
+        let out = unique("bench-stage");
+        create_topic(&runtime, &brokers, &out);
+        results.2.push(weir_run(&brokers, &input, &out, true));
+    }
+    let (bare, copy, stage) = (median(results.0), median(results.1), median(results.2));
+    println!("kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of 3, events/s):");
+    println!("  bare rdkafka consume-produce: {bare:>12.0}");
+    println!(
+        "  weir copy (no stage):         {copy:>12.0}   {:.2}× bare",
+        copy / bare
+    );
+    println!(
+        "  weir + wasm threshold:        {stage:>12.0}   {:.2}× bare",
+        stage / bare
+    );
+}

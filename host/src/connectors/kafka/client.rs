@@ -1,0 +1,137 @@
+//! librdkafka client settings and the context every Kafka client of Weir shares: logs go to
+//! `tracing` under the component's name, and broker reachability feeds readiness.
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::{KafkaOptions, KafkaSinkConfig, KafkaSourceConfig, StartPosition};
+use crate::health::Health;
+
+/// How often librdkafka reports statistics (consumer lag comes from them).
+const STATS_INTERVAL_MS: &str = "5000";
+
+/// Consumer settings: Weir's own first, the user's `options` over them, and last the ones
+/// the delivery guarantee rests on, which no option may change.
+pub fn consumer_config(name: &str, c: &KafkaSourceConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &c.brokers)
+        .set("group.id", &c.group)
+        .set("client.id", format!("weir-{name}"))
+        .set(
+            "auto.offset.reset",
+            match c.start {
+                StartPosition::Latest => "latest",
+                StartPosition::Earliest | StartPosition::Timestamp(_) => "earliest",
+            },
+        )
+        .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        .set_log_level(RDKafkaLogLevel::Warning);
+    apply(&mut config, &c.options);
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// Producer settings: an idempotent producer with `acks=all` (transactional when the sink
+/// has a `transactional_id`), the sink's batching and compression, then the user's options;
+/// idempotence and `acks` stay as they are.
+pub fn producer_config(name: &str, c: &KafkaSinkConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &c.brokers)
+        .set("client.id", format!("weir-{name}"))
+        .set_log_level(RDKafkaLogLevel::Warning);
+    if let Some(compression) = &c.compression {
+        config.set("compression.type", compression);
+    }
+    if let Some(linger) = c.linger {
+        config.set("linger.ms", linger.0.as_millis().to_string());
+    }
+    if let Some(bytes) = c.batch_bytes {
+        config.set("batch.size", bytes.to_string());
+    }
+    apply(&mut config, &c.options);
+    if let Some(id) = &c.transactional_id {
+        config.set("transactional.id", id);
+    }
+    config.set("enable.idempotence", "true").set("acks", "all");
+    config
+}
+
+fn apply(config: &mut ClientConfig, options: &KafkaOptions) {
+    for (key, value) in options {
+        config.set(key, &value.0);
+    }
+}
+
+/// Checks every property name and value with librdkafka itself, without connecting.
+///
+/// # Errors
+/// librdkafka's message for the first property it refuses.
+pub fn check(config: &ClientConfig) -> Result<(), String> {
+    config
+        .create_native_config()
+        .map(drop)
+        .map_err(|e| match e {
+            KafkaError::ClientConfig(_, message, key, value) => {
+                format!("option {key:?} = {value:?}: {message}")
+            }
+            other => other.to_string(),
+        })
+}
+
+/// The context of a Weir Kafka client: the component it belongs to, for logs and health.
+pub struct WeirClientContext {
+    /// Source or sink name.
+    pub component: String,
+    /// Where broker reachability is reported.
+    pub health: Health,
+}
+
+impl WeirClientContext {
+    /// Marks the brokers reachable again (after a fetch, a delivery or a commit).
+    pub fn reachable(&self) {
+        self.health.recovered(&self.component);
+    }
+}
+
+impl ClientContext for WeirClientContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let component = self.component.as_str();
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(component, facility, "kafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(component, facility, "kafka: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(component, facility, "kafka: {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(component, facility, "kafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.health.problem(
+                &self.component,
+                &format!("no Kafka broker reachable: {reason}"),
+            ),
+            // Connection drops to one broker of several are retried by librdkafka; only
+            // log them at debug to keep a flapping network from flooding the log.
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+                tracing::debug!(component = %self.component, "kafka: {reason}")
+            }
+            _ => tracing::warn!(component = %self.component, error = %error, "kafka: {reason}"),
+        }
+    }
+
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
+}

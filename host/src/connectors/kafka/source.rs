@@ -1,0 +1,570 @@
+//! The Kafka source: a consumer group member polled on a thread of its own.
+//!
+//! The poll thread never stops polling, so the group never evicts it: when the pipeline is
+//! full it pauses its partitions and goes on polling, and resumes them once the backlog is
+//! sent. Records are batched per partition; each batch is tied to its partition's
+//! acknowledgement tracker, and only the offset after the highest contiguous handled record
+//! is committed, on an interval, on revoke, and on shutdown. On a revoke, the revoked
+//! partitions' records not yet sent are dropped, their batches in flight get `revoke_grace`
+//! to finish, and what is handled is committed before the partitions go.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Statistics, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::client::{WeirClientContext, consumer_config};
+use super::metrics::KafkaSourceMetrics;
+use super::partitions::{PartitionTable, ReadyBatch, commit_list, ids};
+use super::transaction::{TransactionError, TransactionLink, Transactions};
+use crate::config::{EdgeFormat, KafkaSourceConfig, StartPosition};
+use crate::connectors::codec::decode;
+use crate::connectors::source::deliver;
+use crate::connectors::{SourceContext, SourceError};
+use crate::delivery::{AckToken, LogLimiter};
+use crate::event::{Event, Header, now_ms};
+
+/// Longest single wait in `poll`, so shutdown and commits are never late by more.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Wait between tries to send a backlog, so it is sent soon after room frees up.
+const BACKLOG_WAIT: Duration = Duration::from_millis(1);
+/// How long a backlog may last before the partitions are paused and polling resumes.
+/// Well under the smallest `max.poll.interval.ms` librdkafka takes (its session timeout).
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
+
+/// A batch on its way from the poll thread to the pipeline.
+struct Outgoing {
+    events: Vec<Event>,
+    malformed: Vec<(Event, String)>,
+    token: AckToken,
+}
+
+/// Runs the source until shutdown; `transactions` is set in exactly-once mode.
+pub async fn run(
+    config: KafkaSourceConfig,
+    ctx: SourceContext,
+    metrics: KafkaSourceMetrics,
+    transactions: Option<TransactionLink>,
+) -> Result<(), SourceError> {
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(2);
+    let runtime = tokio::runtime::Handle::current();
+    let settings = PollSettings {
+        name: ctx.name.clone(),
+        format: config.format,
+        batch_size: ctx.batch_size,
+        linger: ctx.linger,
+        commit_interval: config.commit_interval.0,
+        shutdown: ctx.shutdown.clone(),
+    };
+    let context = SourceClient {
+        base: WeirClientContext {
+            component: ctx.name.clone(),
+            health: ctx.health.clone(),
+        },
+        table: Arc::default(),
+        start: config.start,
+        revoke_grace: config.revoke_grace.0,
+        runtime: runtime.clone(),
+        metrics,
+        transactions: Mutex::new(None),
+        paused: Mutex::new(false),
+    };
+    let consumer =
+        BaseConsumer::from_config_and_context(&consumer_config(&ctx.name, &config), context)
+            .map_err(|e| SourceError::read(&ctx.name, e))?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| {
+        SourceError::read(&ctx.name, format!("cannot subscribe to {topics:?}: {e}"))
+    })?;
+    let name = ctx.name.clone();
+    let poller = std::thread::Builder::new()
+        .name(format!("kafka-{name}"))
+        .spawn(move || {
+            if let Some(link) = transactions {
+                let Some(txn) = link.wait(&runtime, &settings.shutdown) else {
+                    return Err(SourceError::read(
+                        &settings.name,
+                        "the transactional sink stopped",
+                    ));
+                };
+                *lock(&consumer.context().transactions) = Some(txn);
+            }
+            poll_loop(&consumer, &tx, &settings)
+        })
+        .map_err(|e| SourceError::read(&name, e))?;
+
+    let mut log_limit = LogLimiter::default();
+    let mut forwarded = Ok(());
+    while let Some(out) = rx.recv().await {
+        forwarded = deliver(&ctx, &mut log_limit, out.events, out.malformed, out.token).await;
+        if forwarded.is_err() {
+            break;
+        }
+    }
+    // Let go of the readers so the pipeline drains while the poll thread waits for it.
+    drop(rx);
+    drop(ctx);
+    let polled = tokio::task::spawn_blocking(move || poller.join())
+        .await
+        .map_err(|e| SourceError::read(&name, e))?
+        .map_err(|_| SourceError::read(&name, "the poll thread panicked"))?;
+    polled.and(forwarded)
+}
+
+struct PollSettings {
+    name: String,
+    format: EdgeFormat,
+    batch_size: usize,
+    linger: Duration,
+    commit_interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<SourceClient>,
+    tx: &mpsc::Sender<Outgoing>,
+    settings: &PollSettings,
+) -> Result<(), SourceError> {
+    let context = consumer.context();
+    let mut last_commit = Instant::now();
+    let mut errors = LogLimiter::default();
+    let mut backlog_since: Option<Instant> = None;
+    while !settings.shutdown.is_cancelled() && !tx.is_closed() {
+        if last_commit.elapsed() >= settings.commit_interval {
+            last_commit = Instant::now();
+            context.commit(consumer, &settings.name)?;
+        }
+        let backlog = send_ready(&mut context.table(), tx);
+        if backlog {
+            // A short backlog is waited out without polling (librdkafka keeps prefetching
+            // into its bounded queue); only one that lasts pauses the partitions, so that
+            // polling can go on without taking records. Pausing drops librdkafka's
+            // prefetched records, so doing it on every full channel would fetch them again
+            // and again.
+            let since = *backlog_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < PAUSE_AFTER {
+                std::thread::sleep(BACKLOG_WAIT);
+                continue;
+            }
+        } else {
+            backlog_since = None;
+        }
+        context.set_paused(consumer, backlog);
+        let wait = if backlog {
+            BACKLOG_WAIT
+        } else {
+            POLL_WAIT.min(settings.linger)
+        };
+        match consumer.poll(wait) {
+            Some(Ok(first)) => {
+                context.base.reachable();
+                let mut table = context.table();
+                push(&mut table, &first, settings);
+                drop(first);
+                // Take what is already fetched without waiting, under one lock.
+                for _ in 1..settings.batch_size {
+                    match consumer.poll(Duration::ZERO) {
+                        Some(Ok(message)) => push(&mut table, &message, settings),
+                        Some(Err(e)) => {
+                            report(settings, &mut errors, &e);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Some(Err(e)) => report(settings, &mut errors, &e),
+            None => {}
+        }
+        context.table().flush_lingering(Some(settings.linger));
+    }
+    // Shutdown: what was read and not sent is read again next time; what was sent is
+    // waited for, then committed.
+    context.table().ready.clear();
+    context.drain_all(Some(consumer));
+    context.commit(consumer, &settings.name)?;
+    Ok(())
+}
+
+fn report(settings: &PollSettings, errors: &mut LogLimiter, error: &KafkaError) {
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    ) {
+        // Reported once through readiness; librdkafka reconnects by itself.
+        tracing::debug!(source = %settings.name, error = %error, "kafka consumer error");
+        return;
+    }
+    if let Some(held_back) = errors.allow() {
+        tracing::warn!(source = %settings.name, error = %error, held_back, "kafka consumer error");
+    }
+}
+
+/// Sends waiting batches while the pipeline has room; true when some are left waiting.
+fn send_ready(table: &mut PartitionTable, tx: &mpsc::Sender<Outgoing>) -> bool {
+    while !table.ready.is_empty() {
+        let Ok(permit) = tx.try_reserve() else {
+            return true;
+        };
+        let Some(batch) = table.ready.pop_front() else {
+            break;
+        };
+        let ReadyBatch {
+            partition,
+            events,
+            malformed,
+            next_offset,
+        } = batch;
+        let Some(owner) = table.partitions.get_mut(&partition) else {
+            continue;
+        };
+        let token = owner.tracker.token(next_offset);
+        permit.send(Outgoing {
+            events,
+            malformed,
+            token,
+        });
+    }
+    false
+}
+
+fn push(table: &mut PartitionTable, message: &BorrowedMessage<'_>, settings: &PollSettings) {
+    let event = Event {
+        key: message.key().map(Bytes::copy_from_slice),
+        payload: Bytes::new(),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| Header {
+                        name: h.key.to_owned(),
+                        value: h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        time: message.timestamp().to_millis().unwrap_or_else(now_ms),
+    };
+    let raw = message.payload().unwrap_or_default();
+    let record = match decode(settings.format, raw) {
+        Ok(payload) => Ok(Event { payload, ..event }),
+        Err(reason) => Err((
+            Event {
+                payload: Bytes::copy_from_slice(raw),
+                ..event
+            },
+            format!(
+                "{}/{}@{}: {reason}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            ),
+        )),
+    };
+    table.push(
+        (message.topic(), message.partition()),
+        message.offset(),
+        record,
+        settings.batch_size,
+    );
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The consumer's context: its partitions, and the rebalance and commit logic that must
+/// run on the poll thread.
+struct SourceClient {
+    base: WeirClientContext,
+    table: Arc<Mutex<PartitionTable>>,
+    start: StartPosition,
+    revoke_grace: Duration,
+    runtime: tokio::runtime::Handle,
+    metrics: KafkaSourceMetrics,
+    transactions: Mutex<Option<Transactions>>,
+    paused: Mutex<bool>,
+}
+
+impl SourceClient {
+    fn table(&self) -> MutexGuard<'_, PartitionTable> {
+        lock(&self.table)
+    }
+
+    /// Pauses every owned partition while a backlog waits, and resumes them once it is
+    /// sent; polling goes on either way.
+    fn set_paused(&self, consumer: &BaseConsumer<Self>, pause: bool) {
+        let mut paused = lock(&self.paused);
+        if *paused == pause {
+            return;
+        }
+        let owned = self.table().owned();
+        let done = if pause {
+            consumer.pause(&owned)
+        } else {
+            consumer.resume(&owned)
+        };
+        match done {
+            Ok(()) => {
+                *paused = pause;
+                self.metrics
+                    .paused
+                    .set(if pause { owned.count() as i64 } else { 0 });
+                tracing::debug!(source = %self.base.component, partitions = owned.count(), pause, "backpressure");
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.base.component, error = %e, "cannot pause or resume partitions")
+            }
+        }
+    }
+
+    /// Waits until every batch sent is handled, taking in completions as they come. With
+    /// `serve`, the consumer is polled meanwhile to keep its group membership through a
+    /// long drain; records it returns then are dropped, so this is only for shutdown, after
+    /// which nothing past the last sent batch is committed.
+    fn drain_all(&self, serve: Option<&BaseConsumer<Self>>) {
+        while self.table().in_flight() > 0 {
+            if let Some(consumer) = serve {
+                let _ = consumer.poll(Duration::ZERO);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Commits every handled offset: plain offset commits, or in exactly-once mode the
+    /// transaction, after draining so that no record of an uncommitted offset is in it.
+    fn commit(&self, consumer: &BaseConsumer<Self>, name: &str) -> Result<(), SourceError> {
+        let txn = lock(&self.transactions);
+        let started = Instant::now();
+        if let Some(txn) = txn.as_ref() {
+            // No polling here: a record taken now would sit behind the offsets committed.
+            self.drain_all(None);
+            let offsets = self.table().commit_list();
+            let Some(group) = consumer.group_metadata() else {
+                return Ok(());
+            };
+            match txn.commit(&offsets, &group) {
+                Ok(()) => {
+                    self.table().committed(&offsets);
+                    self.committed(started, offsets.count());
+                }
+                Err(TransactionError::Aborted(e)) => {
+                    self.metrics.commits_failed.inc();
+                    tracing::warn!(source = name, error = %e, "transaction aborted; reading again from the last committed offsets");
+                    self.rewind(consumer);
+                }
+                Err(e) => return Err(SourceError::read(name, e)),
+            }
+            return Ok(());
+        }
+        drop(txn);
+        let offsets = self.table().commit_list();
+        if offsets.count() == 0 {
+            return Ok(());
+        }
+        match consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => {
+                self.table().committed(&offsets);
+                self.committed(started, offsets.count());
+            }
+            Err(e) => {
+                // Kept uncommitted: the next interval tries again.
+                self.metrics.commits_failed.inc();
+                tracing::warn!(source = name, error = %e, "offset commit failed; retrying at the next interval");
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self, started: Instant, partitions: usize) {
+        self.base.reachable();
+        self.metrics.commits_ok.inc();
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        tracing::debug!(source = %self.base.component, partitions, "committed");
+    }
+
+    /// After an aborted transaction: forget what was sent and seek every partition back to
+    /// its last committed offset.
+    fn rewind(&self, consumer: &BaseConsumer<Self>) {
+        let mut table = self.table();
+        table.ready.clear();
+        let owned = table.owned();
+        let ids = ids(&owned);
+        let revoked = table.revoke(&ids);
+        table.assign(ids, None);
+        let mut positions = TopicPartitionList::new();
+        for ((topic, partition), state) in revoked {
+            if let Some(offset) = state.committed {
+                let _ = positions.add_partition_offset(
+                    &topic,
+                    partition,
+                    rdkafka::Offset::Offset(offset),
+                );
+            } else {
+                let _ = positions.add_partition_offset(&topic, partition, rdkafka::Offset::Stored);
+            }
+        }
+        drop(table);
+        if let Err(e) = consumer.seek_partitions(positions, Duration::from_secs(10)) {
+            tracing::error!(source = %self.base.component, error = %e, "cannot seek back after an aborted transaction");
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        self.metrics.revoked.inc();
+        let revoked_ids = ids(list);
+        if lock(&self.transactions).is_some() {
+            // The transaction spans every partition: commit it whole before letting go.
+            self.table()
+                .ready
+                .retain(|b| !revoked_ids.contains(&b.partition));
+            if let Err(e) = self.commit(consumer, &self.base.component) {
+                tracing::error!(source = %self.base.component, error = %e, "cannot commit the transaction before a revoke");
+            }
+            self.table().revoke(&revoked_ids);
+            return;
+        }
+        let mut revoked = self.table().revoke(&revoked_ids);
+        let started = Instant::now();
+        let mut finished = true;
+        for (_, partition) in &mut revoked {
+            let left = self.revoke_grace.saturating_sub(started.elapsed());
+            let drained = self
+                .runtime
+                .block_on(async { tokio::time::timeout(left, partition.tracker.drained()).await });
+            finished &= drained.is_ok();
+        }
+        if !finished {
+            tracing::warn!(source = %self.base.component, grace = ?self.revoke_grace, "revoked partitions still had events in flight; committing what is done (the rest is read again by the next owner)");
+        }
+        let offsets = commit_list(revoked.iter_mut().map(|(id, p)| (&*id, p)));
+        if offsets.count() > 0 {
+            let started = Instant::now();
+            match consumer.commit(&offsets, CommitMode::Sync) {
+                Ok(()) => self.committed(started, offsets.count()),
+                Err(e) => {
+                    self.metrics.commits_failed.inc();
+                    tracing::warn!(source = %self.base.component, error = %e, "commit on revoke failed; the next owner reads those records again");
+                }
+            }
+        }
+        tracing::info!(source = %self.base.component, partitions = revoked.len(), "partitions revoked");
+    }
+
+    fn assign(&self, consumer: &BaseConsumer<Self>, list: &TopicPartitionList) {
+        self.metrics.assigned.inc();
+        // A group starting at a timestamp skips older records on partitions it has never
+        // committed on; partitions with a committed offset resume from it.
+        let skip_before = match self.start {
+            StartPosition::Timestamp(t) => Some(t),
+            _ => None,
+        };
+        let mut fresh = Vec::new();
+        let mut resumed = Vec::new();
+        if skip_before.is_some() {
+            match consumer.committed_offsets(list.clone(), Duration::from_secs(10)) {
+                Ok(committed) => {
+                    for e in committed.elements() {
+                        let id = (e.topic().to_owned(), e.partition());
+                        if matches!(e.offset(), rdkafka::Offset::Offset(_)) {
+                            resumed.push(id);
+                        } else {
+                            fresh.push(id);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.base.component, error = %e, "cannot read committed offsets; starting every partition at the start time");
+                    fresh = ids(list);
+                }
+            }
+        } else {
+            resumed = ids(list);
+        }
+        let mut table = self.table();
+        table.assign(fresh, skip_before);
+        table.assign(resumed, None);
+        tracing::info!(source = %self.base.component, partitions = table.partitions.len(), "partitions assigned");
+    }
+}
+
+impl ClientContext for SourceClient {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.base.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let table = self.table();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if table.partitions.contains_key(&(topic.clone(), *partition)) {
+                    self.metrics
+                        .set_lag(topic, *partition, p.consumer_lag.max(0));
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceClient {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, list);
+                let assigned = if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                };
+                if *lock(&self.paused) {
+                    // New partitions join the pause until the backlog is sent.
+                    let _ = consumer.pause(list);
+                }
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, list);
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                tracing::error!(source = %self.base.component, error = %code, "rebalance failed; letting every partition go");
+                let mut table = self.table();
+                let all = ids(&table.owned());
+                table.revoke(&all);
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!(source = %self.base.component, error = %e, "cannot apply the new assignment");
+        }
+    }
+}
