@@ -44,7 +44,10 @@ impl Workspace {
         command
             .args(args)
             .current_dir(self.dir.path())
-            .env("WEIR_LOG", "info")
+            .env(
+                "WEIR_LOG",
+                std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

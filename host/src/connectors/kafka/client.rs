@@ -67,6 +67,10 @@ fn apply(config: &mut ClientConfig, options: &KafkaOptions) {
     for (key, value) in options {
         config.set(key, &value.0);
     }
+    // Asking for librdkafka's `debug` contexts means wanting to see them.
+    if options.contains_key("debug") {
+        config.set_log_level(RDKafkaLogLevel::Debug);
+    }
 }
 
 /// Checks every property name and value with librdkafka itself, without connecting.

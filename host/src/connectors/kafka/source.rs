@@ -163,26 +163,23 @@ fn poll_loop(
         } else {
             POLL_WAIT.min(settings.linger)
         };
-        match consumer.poll(wait) {
-            Some(Ok(first)) => {
-                context.base.reachable();
-                let mut table = context.table();
-                push(&mut table, &first, settings);
-                drop(first);
-                // Take what is already fetched without waiting, under one lock.
-                for _ in 1..settings.batch_size {
-                    match consumer.poll(Duration::ZERO) {
-                        Some(Ok(message)) => push(&mut table, &message, settings),
-                        Some(Err(e)) => {
-                            report(settings, &mut errors, &e);
-                            break;
-                        }
-                        None => break,
-                    }
+        // Up to a batch of what is already fetched, without waiting after the first. The
+        // table is locked per record, never across `poll`: rebalance and commit callbacks
+        // run inside it and take the lock themselves.
+        let mut wait = wait;
+        for _ in 0..settings.batch_size {
+            match consumer.poll(wait) {
+                Some(Ok(message)) => {
+                    context.base.reachable();
+                    push(&mut context.table(), &message, settings);
                 }
+                Some(Err(e)) => {
+                    report(settings, &mut errors, &e);
+                    break;
+                }
+                None => break,
             }
-            Some(Err(e)) => report(settings, &mut errors, &e),
-            None => {}
+            wait = Duration::ZERO;
         }
         context.table().flush_lingering(Some(settings.linger));
     }
@@ -371,6 +368,8 @@ impl SourceClient {
         if offsets.count() == 0 {
             return Ok(());
         }
+        // Synchronous: an asynchronous commit's answer queues behind every record already
+        // fetched, so the committed position would trail by seconds.
         match consumer.commit(&offsets, CommitMode::Sync) {
             Ok(()) => {
                 self.table().committed(&offsets);
