@@ -10,6 +10,8 @@ use crate::health::Health;
 
 /// How often librdkafka reports statistics (consumer lag comes from them).
 const STATS_INTERVAL_MS: &str = "5000";
+/// How long librdkafka postpones a fetch for a partition whose local queue is full.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// Consumer settings: Weir's own first, the user's `options` over them, and last the ones
 /// the delivery guarantee rests on, which no option may change.
@@ -28,6 +30,10 @@ pub fn consumer_config(name: &str, c: &KafkaSourceConfig) -> ClientConfig {
         )
         .set("isolation.level", "read_committed")
         .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        // Weir holds records back itself while the pipeline is full; librdkafka's default
+        // of postponing a partition's next fetch by a second once its local queue is over
+        // threshold then leaves the consumer idle long after room frees up.
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
         .set_log_level(RDKafkaLogLevel::Warning);
     apply(&mut config, &c.options);
     config

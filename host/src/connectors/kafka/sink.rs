@@ -77,6 +77,7 @@ pub async fn run(
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };
+        let started = std::time::Instant::now();
         ctx.metrics.events_in.inc_by(batch.len() as u64);
         if let Some(delay) = ctx.delay {
             tokio::time::sleep(delay).await;
@@ -86,6 +87,9 @@ pub async fn run(
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
             sink.finish(batch, deliveries, &ctx).await;
+            ctx.metrics
+                .batch_seconds
+                .observe(started.elapsed().as_secs_f64());
             drop(permit);
         });
     }
@@ -216,11 +220,14 @@ impl KafkaSink {
     /// dead-lettered.
     async fn finish(&self, batch: Batch, deliveries: Vec<Delivery>, ctx: &SinkContext) {
         let mut failed = Vec::new();
-        for (index, delivery) in deliveries.into_iter().enumerate() {
+        // Newest first: reports come in send order, so once the last is in, the rest are
+        // ready and the task is woken once per batch rather than once per record.
+        for (index, delivery) in deliveries.into_iter().enumerate().rev() {
             if let Err(error) = delivery.outcome().await {
                 failed.push((index, error));
             }
         }
+        failed.reverse();
         if failed.is_empty() {
             self.delivered(&batch, ctx);
             batch.settle();
