@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
-use rdkafka::config::FromClientConfigAndContext;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use tokio::sync::Semaphore;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::{Notify, Semaphore};
 use weir_plugin_sdk::msgpack;
 
 use super::client::{WeirClientContext, producer_config};
@@ -32,7 +36,85 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
 /// Time allowed for starting transactions, and for the final flush.
 const PRODUCER_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Producer_ = FutureProducer<WeirClientContext>;
+/// The producer of a Kafka sink: delivery reports are counted per batch by its context.
+pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
+type Producer_ = KafkaProducer;
+
+/// Delivery reports of one batch's records, counted down as librdkafka reports them.
+struct BatchDelivery {
+    remaining: AtomicUsize,
+    failed: Mutex<Vec<(usize, String)>>,
+    done: Notify,
+}
+
+impl BatchDelivery {
+    fn new(records: usize) -> Arc<Self> {
+        Arc::new(Self {
+            remaining: AtomicUsize::new(records),
+            failed: Mutex::new(Vec::new()),
+            done: Notify::new(),
+        })
+    }
+
+    fn report(&self, index: usize, result: Result<(), String>) {
+        if let Err(error) = result {
+            self.failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((index, error));
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores a permit when nobody waits yet, so the report is never missed.
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits for every report; the failed records' indices and errors, in order.
+    async fn wait(&self) -> Vec<(usize, String)> {
+        while self.remaining.load(Ordering::Acquire) > 0 {
+            self.done.notified().await;
+        }
+        let mut failed = std::mem::take(
+            &mut *self
+                .failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        failed.sort_unstable_by_key(|(index, _)| *index);
+        failed
+    }
+}
+
+/// What each record carries to its delivery report: its batch and its place in it.
+pub struct Pending {
+    batch: Arc<BatchDelivery>,
+    index: usize,
+}
+
+/// The sink producer's context: logs and health as every Weir client, and delivery
+/// reports counted into their batch (no future per record).
+pub struct DeliveryContext {
+    base: WeirClientContext,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.base.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let outcome = result.as_ref().map(drop).map_err(|(e, _)| e.to_string());
+        pending.batch.report(pending.index, outcome);
+    }
+}
 
 /// Runs the sink until its input closes. `transactions` is set when this sink is the
 /// transactional half of an exactly-once pipeline.
@@ -42,9 +124,11 @@ pub async fn run(
     transactions: Option<TransactionLink>,
     produce_errors: Counter,
 ) {
-    let context = WeirClientContext {
-        component: ctx.name.clone(),
-        health: ctx.health.clone(),
+    let context = DeliveryContext {
+        base: WeirClientContext {
+            component: ctx.name.clone(),
+            health: ctx.health.clone(),
+        },
     };
     let producer = match Producer_::from_config_and_context(
         &producer_config(&ctx.name, &config),
@@ -82,11 +166,11 @@ pub async fn run(
         if let Some(delay) = ctx.delay {
             tokio::time::sleep(delay).await;
         }
-        let deliveries = sink.enqueue(&batch.events).await;
+        let delivery = sink.enqueue(&batch.events, 0..batch.len()).await;
         let sink = Arc::clone(&sink);
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            sink.finish(batch, deliveries, &ctx).await;
+            sink.finish(batch, delivery, &ctx).await;
             ctx.metrics
                 .batch_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -147,17 +231,29 @@ struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// Hands every event to the producer's queue, in order, waiting while it is full.
-    async fn enqueue(&self, events: &[Event]) -> Vec<Delivery> {
-        let mut deliveries = Vec::with_capacity(events.len());
+    /// Hands the events at `indices` to the producer's queue, in order, waiting while it
+    /// is full; their reports are counted into the returned batch.
+    async fn enqueue(
+        &self,
+        events: &[Event],
+        indices: impl ExactSizeIterator<Item = usize>,
+    ) -> Arc<BatchDelivery> {
+        let delivery = BatchDelivery::new(indices.len());
         let mut value = Vec::new();
-        for event in events {
-            deliveries.push(self.send(event, &mut value).await);
+        for index in indices {
+            self.send(&events[index], index, &delivery, &mut value)
+                .await;
         }
-        deliveries
+        delivery
     }
 
-    async fn send(&self, event: &Event, value: &mut Vec<u8>) -> Delivery {
+    async fn send(
+        &self,
+        event: &Event,
+        index: usize,
+        delivery: &Arc<BatchDelivery>,
+        value: &mut Vec<u8>,
+    ) {
         let payload: &[u8] = match self.format {
             EdgeFormat::Json => {
                 value.clear();
@@ -178,7 +274,11 @@ impl KafkaSink {
                 value: Some(&h.value[..]),
             });
         }
-        let mut record = FutureRecord::to(&self.topic)
+        let pending = Box::new(Pending {
+            batch: Arc::clone(delivery),
+            index,
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.topic, pending)
             .payload(payload)
             .headers(headers)
             .timestamp(event.time);
@@ -186,14 +286,17 @@ impl KafkaSink {
             record = record.key(&key[..]);
         }
         loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Delivery::Pending(delivery),
+            match self.producer.send(record) {
+                Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     tokio::time::sleep(QUEUE_FULL_WAIT).await;
                 }
                 // Refused before it was queued (e.g. too large): a failure like any other.
-                Err((error, _)) => return Delivery::Refused(error.to_string()),
+                Err((error, _)) => {
+                    delivery.report(index, Err(error.to_string()));
+                    return;
+                }
             }
         }
     }
@@ -218,16 +321,8 @@ impl KafkaSink {
     /// Waits for every delivery report of `batch`; sends failed records again, then
     /// dead-letters them; acknowledges the batch once every record is delivered or
     /// dead-lettered.
-    async fn finish(&self, batch: Batch, deliveries: Vec<Delivery>, ctx: &SinkContext) {
-        let mut failed = Vec::new();
-        // Newest first: reports come in send order, so once the last is in, the rest are
-        // ready and the task is woken once per batch rather than once per record.
-        for (index, delivery) in deliveries.into_iter().enumerate().rev() {
-            if let Err(error) = delivery.outcome().await {
-                failed.push((index, error));
-            }
-        }
-        failed.reverse();
+    async fn finish(&self, batch: Batch, delivery: Arc<BatchDelivery>, ctx: &SinkContext) {
+        let mut failed = delivery.wait().await;
         if failed.is_empty() {
             self.delivered(&batch, ctx);
             batch.settle();
@@ -242,15 +337,12 @@ impl KafkaSink {
         }
         for attempt in 2..=SEND_ATTEMPTS {
             tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-            let mut still = Vec::new();
-            let mut value = Vec::new();
-            for (index, _) in failed {
-                let delivery = self.send(&batch.events[index], &mut value).await;
-                if let Err(error) = delivery.outcome().await {
-                    still.push((index, error));
-                }
-            }
-            failed = still;
+            let indices: Vec<usize> = failed.iter().map(|(index, _)| *index).collect();
+            failed = self
+                .enqueue(&batch.events, indices.into_iter())
+                .await
+                .wait()
+                .await;
             if failed.is_empty() {
                 break;
             }
@@ -291,25 +383,6 @@ impl KafkaSink {
         if let Some(oldest) = batch.events.iter().map(|e| e.time).min() {
             let age_ms = now_ms().saturating_sub(oldest).max(0);
             ctx.metrics.end_to_end.observe(age_ms as f64 / 1e3);
-        }
-    }
-}
-
-/// A record handed to the producer, or refused by it.
-enum Delivery {
-    Pending(DeliveryFuture),
-    Refused(String),
-}
-
-impl Delivery {
-    async fn outcome(self) -> Result<(), String> {
-        match self {
-            Self::Pending(future) => match future.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(error.to_string()),
-                Err(_) => Err("the producer stopped before reporting delivery".into()),
-            },
-            Self::Refused(error) => Err(error),
         }
     }
 }

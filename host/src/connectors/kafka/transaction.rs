@@ -14,10 +14,10 @@ use std::time::Duration;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio::sync::watch;
 
-use super::client::WeirClientContext;
+use super::sink::KafkaProducer;
 
 /// Time allowed for one transactional call to the broker.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,7 +25,7 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The producer of a pipeline's transactional sink, once the sink has started it.
 #[derive(Clone)]
 pub struct TransactionLink {
-    producer: watch::Sender<Option<Arc<FutureProducer<WeirClientContext>>>>,
+    producer: watch::Sender<Option<Arc<KafkaProducer>>>,
 }
 
 impl Default for TransactionLink {
@@ -51,7 +51,7 @@ pub enum TransactionError {
 impl TransactionLink {
     /// Called by the sink once its producer has initialised transactions and begun the
     /// first one.
-    pub fn publish(&self, producer: Arc<FutureProducer<WeirClientContext>>) {
+    pub fn publish(&self, producer: Arc<KafkaProducer>) {
         self.producer.send_replace(Some(producer));
     }
 
@@ -75,7 +75,7 @@ impl TransactionLink {
 
 /// Transaction control, for the source.
 pub struct Transactions {
-    producer: Arc<FutureProducer<WeirClientContext>>,
+    producer: Arc<KafkaProducer>,
 }
 
 impl Transactions {
