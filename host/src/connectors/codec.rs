@@ -12,16 +12,29 @@ use crate::format::{json_to_msgpack, msgpack_to_json};
 /// # Errors
 /// The reason, for the dead-letter sink, when the record is not valid in `format`.
 pub fn decode(format: EdgeFormat, record: &[u8]) -> Result<Bytes, String> {
+    decode_with(format, record, Bytes::copy_from_slice)
+}
+
+/// [`decode`], with `keep` making the payload of a record kept as it is (msgpack, raw), so
+/// a source can copy many records into one buffer instead of allocating each.
+///
+/// # Errors
+/// The reason, for the dead-letter sink, when the record is not valid in `format`.
+pub fn decode_with(
+    format: EdgeFormat,
+    record: &[u8],
+    keep: impl FnOnce(&[u8]) -> Bytes,
+) -> Result<Bytes, String> {
     match format {
         EdgeFormat::Json => json_to_msgpack(record)
             .map(Bytes::from)
             .map_err(|e| e.to_string()),
         EdgeFormat::Msgpack => match weir_plugin_sdk::msgpack::skip(record) {
-            Ok(n) if n == record.len() => Ok(Bytes::copy_from_slice(record)),
+            Ok(n) if n == record.len() => Ok(keep(record)),
             Ok(_) => Err("invalid MessagePack: bytes after the value".into()),
             Err(e) => Err(format!("invalid MessagePack: {e}")),
         },
-        EdgeFormat::Raw => Ok(Bytes::copy_from_slice(record)),
+        EdgeFormat::Raw => Ok(keep(record)),
     }
 }
 

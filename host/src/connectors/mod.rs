@@ -12,7 +12,7 @@ mod sink;
 mod source;
 mod stdin;
 
-pub use codec::{decode, encode, encode_batch, envelope_json};
+pub use codec::{decode, decode_with, encode, encode_batch, envelope_json};
 pub use file_sink::{FileWriter, NullWriter, StdoutWriter};
 pub use file_source::FilePosition;
 pub use generator::GeneratorTemplate;

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -26,7 +26,7 @@ use super::metrics::KafkaSourceMetrics;
 use super::partitions::{PartitionTable, ReadyBatch, commit_list, ids};
 use super::transaction::{TransactionError, TransactionLink, Transactions};
 use crate::config::{EdgeFormat, KafkaSourceConfig, StartPosition};
-use crate::connectors::codec::decode;
+use crate::connectors::codec::decode_with;
 use crate::connectors::source::deliver;
 use crate::connectors::{SourceContext, SourceError};
 use crate::delivery::{AckToken, LogLimiter};
@@ -137,6 +137,7 @@ fn poll_loop(
     let mut last_commit = Instant::now();
     let mut errors = LogLimiter::default();
     let mut backlog_since: Option<Instant> = None;
+    let mut arena = Arena::default();
     while !settings.shutdown.is_cancelled() && !tx.is_closed() {
         if last_commit.elapsed() >= settings.commit_interval {
             last_commit = Instant::now();
@@ -171,7 +172,7 @@ fn poll_loop(
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
                     context.base.reachable();
-                    push(&mut context.table(), &message, settings);
+                    push(&mut context.table(), &mut arena, &message, settings);
                 }
                 Some(Err(e)) => {
                     report(settings, &mut errors, &e);
@@ -233,9 +234,32 @@ fn send_ready(table: &mut PartitionTable, tx: &mpsc::Sender<Outgoing>) -> bool {
     false
 }
 
-fn push(table: &mut PartitionTable, message: &BorrowedMessage<'_>, settings: &PollSettings) {
+/// Records' keys and payloads are copied into shared chunks of this size: one allocation
+/// per chunk rather than two per record.
+const ARENA_CHUNK: usize = 256 * 1024;
+
+/// A buffer records are copied into; each copy is its own `Bytes` over the shared chunk.
+#[derive(Default)]
+struct Arena(BytesMut);
+
+impl Arena {
+    fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        if self.0.capacity() < bytes.len() {
+            self.0 = BytesMut::with_capacity(ARENA_CHUNK.max(bytes.len()));
+        }
+        self.0.extend_from_slice(bytes);
+        self.0.split().freeze()
+    }
+}
+
+fn push(
+    table: &mut PartitionTable,
+    arena: &mut Arena,
+    message: &BorrowedMessage<'_>,
+    settings: &PollSettings,
+) {
     let event = Event {
-        key: message.key().map(Bytes::copy_from_slice),
+        key: message.key().map(|k| arena.copy(k)),
         payload: Bytes::new(),
         headers: message
             .headers()
@@ -252,7 +276,7 @@ fn push(table: &mut PartitionTable, message: &BorrowedMessage<'_>, settings: &Po
         time: message.timestamp().to_millis().unwrap_or_else(now_ms),
     };
     let raw = message.payload().unwrap_or_default();
-    let record = match decode(settings.format, raw) {
+    let record = match decode_with(settings.format, raw, |r| arena.copy(r)) {
         Ok(payload) => Ok(Event { payload, ..event }),
         Err(reason) => Err((
             Event {
