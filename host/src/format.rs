@@ -26,8 +26,16 @@ pub enum FormatError {
 /// # Errors
 /// [`FormatError::Json`] for text that is not one JSON value.
 pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let value: Json = serde_json::from_slice(text)?;
-    Ok(json_value_to_msgpack(&value))
+    // Streamed token by token: no JSON value tree, no MessagePack value tree.
+    let mut out = Vec::with_capacity(text.len());
+    let mut json = serde_json::Deserializer::from_slice(text);
+    let mut msgpack = rmp_serde::Serializer::new(&mut out);
+    serde_transcode::transcode(&mut json, &mut msgpack).map_err(|e| {
+        // A write into a Vec cannot fail, so any error is the JSON's.
+        FormatError::Json(serde_json::Error::io(std::io::Error::other(e.to_string())))
+    })?;
+    json.end()?;
+    Ok(out)
 }
 
 /// Encodes a JSON value as MessagePack.
@@ -120,6 +128,31 @@ fn float(f: f64) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_transcoding_writes_what_the_value_tree_wrote() {
+        let docs: [&[u8]; 8] = [
+            br#"{"seq":1,"key":"k1","amount":51}"#,
+            br#"{"a":[1,-2,3.5,null,true,"x"],"b":{"c":{}}}"#,
+            b"18446744073709551615",
+            b"-9223372036854775808",
+            b"1e300",
+            br#""h\u00e9llo \ud83d\ude00""#,
+            b"[]",
+            br#"{"z":1,"a":2}"#,
+        ];
+        for doc in docs {
+            let tree: Json = serde_json::from_slice(doc).unwrap();
+            assert_eq!(
+                json_to_msgpack(doc).unwrap(),
+                json_value_to_msgpack(&tree),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        assert!(json_to_msgpack(b"{nope").is_err());
+        assert!(json_to_msgpack(b"1 2").is_err());
+    }
 
     #[test]
     fn json_round_trips_through_msgpack_keeping_key_order() {
