@@ -11,6 +11,8 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,10 +23,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use support::prepare;
 use tokio_util::sync::CancellationToken;
-use weir::config::parse_pipeline;
 use weir::metrics::Metrics;
-use weir::plugins::{PluginDirectory, PluginEngine, PluginLoader, PluginRegistry};
 
 const EVENTS: u64 = 1_000_000;
 const PARTITIONS: i32 = 4;
@@ -136,55 +137,38 @@ fn bare(brokers: &str, input: &str, output: &str) -> f64 {
 }
 
 fn weir_run(brokers: &str, input: &str, output: &str, stage: bool) -> f64 {
-    let (feed, expected) = if stage {
+    // The copy reads and writes raw bytes; the stage run reads JSON (the plugin works on
+    // MessagePack) and writes the MessagePack it gets.
+    let (source_format, stage_section, feed, expected) = if stage {
         let passing = (0..EVENTS).filter(|s| (s * 7919) % 100 > 50).count() as u64;
-        ("big", passing)
+        let section = "[stages.big]\ntype = \"handler\"\nplugin = \"threshold\"\ninputs = [\"in\"]\nconfig = { field = \"amount\", min = 50 }";
+        ("json", section, "big", passing)
     } else {
-        ("in", EVENTS)
+        ("raw", "", "in", EVENTS)
     };
-    let text = format!(
+    let group = unique("weir");
+    let (runtime, loaded, registry) = prepare(&format!(
         r#"
 [server]
 enabled = false
 [plugins]
-dir = "{plugins}"
+dir = "{{plugins}}"
 [sources.in]
 type = "kafka"
 brokers = "{brokers}"
 topics = ["{input}"]
 group = "{group}"
+format = "{source_format}"
 options = {{ "session.timeout.ms" = 2000 }}
-[stages.big]
-type = "handler"
-plugin = "threshold"
-inputs = ["in"]
-config = {{ field = "amount", min = 50 }}
+{stage_section}
 [sinks.out]
 type = "kafka"
 brokers = "{brokers}"
 topic = "{output}"
 format = "raw"
 inputs = ["{feed}"]
-"#,
-        plugins = weir_e2e::plugin_dir().display(),
-        group = unique("weir"),
-    );
-    let text = if stage {
-        text
-    } else {
-        // The copy has no stage; raw in, raw out.
-        text.replace("[stages.big]\ntype = \"handler\"\nplugin = \"threshold\"\ninputs = [\"in\"]\nconfig = { field = \"amount\", min = 50 }\n", "")
-            .replace("options = {", "format = \"raw\"\noptions = {")
-    };
-    let loaded = parse_pipeline(Path::new("bench.toml"), &text, |_| None).expect("pipeline parses");
-    let loader = PluginLoader::new(PluginEngine::new().expect("engine"), None);
-    let mut directory = PluginDirectory::new(&loaded.config.plugins.dir, loader);
-    loaded.validate(&mut directory).expect("pipeline is valid");
-    let registry = PluginRegistry::new(directory.loaded());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+"#
+    ));
     runtime.block_on(async {
         let metrics = Metrics::new();
         let stop = CancellationToken::new();

@@ -11,13 +11,13 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
-use std::path::Path;
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::prepare;
 use tokio_util::sync::CancellationToken;
-use weir::config::parse_pipeline;
 use weir::metrics::Metrics;
-use weir::plugins::{PluginDirectory, PluginEngine, PluginLoader, PluginRegistry};
 
 const PASS_THROUGH_EVENTS: u64 = 5_000_000;
 const FILTER_EVENTS: u64 = 3_000_000;
@@ -31,27 +31,6 @@ struct Outcome {
     elapsed: Duration,
     written: u64,
     metrics: String,
-}
-
-/// A validated pipeline, its plugins and a runtime to run it on.
-fn prepare(
-    pipeline: &str,
-) -> (
-    tokio::runtime::Runtime,
-    weir::config::LoadedConfig,
-    PluginRegistry,
-) {
-    let text = pipeline.replace("{plugins}", &weir_e2e::plugin_dir().display().to_string());
-    let loaded = parse_pipeline(Path::new("bench.toml"), &text, |_| None).expect("pipeline parses");
-    let loader = PluginLoader::new(PluginEngine::new().expect("engine"), None);
-    let mut directory = PluginDirectory::new(&loaded.config.plugins.dir, loader);
-    loaded.validate(&mut directory).expect("pipeline is valid");
-    let registry = PluginRegistry::new(directory.loaded());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    (runtime, loaded, registry)
 }
 
 fn run(pipeline: &str) -> Outcome {
