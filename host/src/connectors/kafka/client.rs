@@ -1,6 +1,8 @@
 //! librdkafka client settings and the context every Kafka client of Weir shares: logs go to
 //! `tracing` under the component's name, and broker reachability feeds readiness.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -101,12 +103,25 @@ pub struct WeirClientContext {
     pub component: String,
     /// Where broker reachability is reported.
     pub health: Health,
+    /// Set while a problem is reported, so that the per-record `reachable` is one load.
+    pub troubled: AtomicBool,
 }
 
 impl WeirClientContext {
+    /// A context for `component`, reporting to `health`.
+    pub fn new(component: &str, health: Health) -> Self {
+        Self {
+            component: component.to_owned(),
+            health,
+            troubled: AtomicBool::new(false),
+        }
+    }
+
     /// Marks the brokers reachable again (after a fetch, a delivery or a commit).
     pub fn reachable(&self) {
-        self.health.recovered(&self.component);
+        if self.troubled.swap(false, Ordering::AcqRel) {
+            self.health.recovered(&self.component);
+        }
     }
 }
 
@@ -130,10 +145,15 @@ impl ClientContext for WeirClientContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::AllBrokersDown) => self.health.problem(
-                &self.component,
-                &format!("no Kafka broker reachable: {reason}"),
-            ),
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                // Problem first, flag second: librdkafka may call this from its own
+                // threads, and a `reachable` in between must still find the flag set after.
+                self.health.problem(
+                    &self.component,
+                    &format!("no Kafka broker reachable: {reason}"),
+                );
+                self.troubled.store(true, Ordering::Release);
+            }
             // Connection drops to one broker of several are retried by librdkafka; only
             // log them at debug to keep a flapping network from flooding the log.
             Some(RDKafkaErrorCode::BrokerTransportFailure) => {

@@ -125,10 +125,7 @@ pub async fn run(
     produce_errors: Counter,
 ) {
     let context = DeliveryContext {
-        base: WeirClientContext {
-            component: ctx.name.clone(),
-            health: ctx.health.clone(),
-        },
+        base: WeirClientContext::new(&ctx.name, ctx.health.clone()),
     };
     let producer = match Producer_::from_config_and_context(
         &producer_config(&ctx.name, &config),
@@ -267,21 +264,24 @@ impl KafkaSink {
             EdgeFormat::Msgpack | EdgeFormat::Raw => &event.payload,
         };
         let key = self.key(event);
-        let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
-        for h in &event.headers {
-            headers = headers.insert(KafkaHeader {
-                key: &h.name,
-                value: Some(&h.value[..]),
-            });
-        }
         let pending = Box::new(Pending {
             batch: Arc::clone(delivery),
             index,
         });
         let mut record = BaseRecord::with_opaque_to(&self.topic, pending)
             .payload(payload)
-            .headers(headers)
             .timestamp(event.time);
+        // librdkafka allocates a header list even for none: only make one when needed.
+        if !event.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
+            for h in &event.headers {
+                headers = headers.insert(KafkaHeader {
+                    key: &h.name,
+                    value: Some(&h.value[..]),
+                });
+            }
+            record = record.headers(headers);
+        }
         if let Some(key) = &key {
             record = record.key(&key[..]);
         }

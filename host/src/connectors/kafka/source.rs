@@ -65,10 +65,7 @@ pub async fn run(
         shutdown: ctx.shutdown.clone(),
     };
     let context = SourceClient {
-        base: WeirClientContext {
-            component: ctx.name.clone(),
-            health: ctx.health.clone(),
-        },
+        base: WeirClientContext::new(&ctx.name, ctx.health.clone()),
         table: Arc::default(),
         start: config.start,
         revoke_grace: config.revoke_grace.0,
