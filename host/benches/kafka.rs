@@ -5,7 +5,9 @@
 //! - Weir with the wasm `threshold` stage in between.
 //!
 //! Each figure is events/s from the first record consumed to the last one delivered (the
-//! group join is left out), the median of three runs over the same input topic.
+//! group join is left out), the median of five rounds over the same input topic; the three
+//! take turns in each round, so that a slow spell of the shared machine or broker falls on
+//! all of them (`WEIR_BENCH_ROUNDS` sets another count).
 //! `cargo bench -p weir --bench kafka` (needs `scripts/build-plugins.sh` first).
 
 // A bench binary with its own main: nothing here is public API.
@@ -194,6 +196,31 @@ inputs = ["{feed}"]
     })
 }
 
+/// CPU seconds this process has used so far (all threads), from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `run`, returning its events/s and the process CPU it took, in µs per event.
+fn measured(run: impl FnOnce() -> f64) -> (f64, f64) {
+    let before = cpu_seconds();
+    let rate = run();
+    (rate, (cpu_seconds() - before) * 1e6 / EVENTS as f64)
+}
+
 fn median(mut rates: Vec<f64>) -> Option<f64> {
     rates.sort_by(f64::total_cmp);
     rates.get(rates.len() / 2).copied()
@@ -213,37 +240,53 @@ fn main() {
     let runs = std::env::var("WEIR_BENCH_RUNS").unwrap_or_else(|_| "bare,copy,stage".into());
     let wanted = |name: &str| runs.split(',').any(|r| r == name);
     let mut results = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
+    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    for _ in 0..rounds {
         if wanted("bare") {
             let out = unique("bench-bare");
             create_topic(&runtime, &brokers, &out);
-            results.0.push(bare(&brokers, &input, &out));
+            results.0.push(measured(|| bare(&brokers, &input, &out)));
         }
         if wanted("copy") {
             let out = unique("bench-copy");
             create_topic(&runtime, &brokers, &out);
-            results.1.push(weir_run(&brokers, &input, &out, false));
+            results
+                .1
+                .push(measured(|| weir_run(&brokers, &input, &out, false)));
         }
         if wanted("stage") {
             let out = unique("bench-stage");
             create_topic(&runtime, &brokers, &out);
-            results.2.push(weir_run(&brokers, &input, &out, true));
+            results
+                .2
+                .push(measured(|| weir_run(&brokers, &input, &out, true)));
         }
     }
-    println!("kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of 3, events/s):");
-    let bare = median(results.0);
-    if let Some(bare) = bare {
-        println!("  bare rdkafka consume-produce: {bare:>12.0}");
+    println!(
+        "kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of {rounds}; CPU is this process's, broker apart):"
+    );
+    let split = |runs: Vec<(f64, f64)>| {
+        let (rates, cpu): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
+        median(rates).zip(median(cpu))
+    };
+    let bare = split(results.0);
+    if let Some((rate, cpu)) = bare {
+        println!("  bare rdkafka consume-produce: {rate:>10.0} events/s  {cpu:>5.2} µs CPU/event");
     }
-    for (name, rates) in [
-        ("weir copy (no stage):      ", results.1),
-        ("weir + wasm threshold:     ", results.2),
+    for (name, runs) in [
+        ("weir copy (no stage):        ", results.1),
+        ("weir + wasm threshold:       ", results.2),
     ] {
-        if let Some(rate) = median(rates) {
+        if let Some((rate, cpu)) = split(runs) {
             let ratio = bare
-                .map(|b| format!("   {:.2}× bare", rate / b))
+                .map(|(b, bcpu)| {
+                    format!("   {:.2}× bare rate, {:.2}× bare CPU", rate / b, cpu / bcpu)
+                })
                 .unwrap_or_default();
-            println!("  {name}   {rate:>12.0}{ratio}");
+            println!("  {name}{rate:>10.0} events/s  {cpu:>5.2} µs CPU/event{ratio}");
         }
     }
 }

@@ -119,7 +119,8 @@ impl WeirClientContext {
 
     /// Marks the brokers reachable again (after a fetch, a delivery or a commit).
     pub fn reachable(&self) {
-        if self.troubled.swap(false, Ordering::AcqRel) {
+        // A load first: the swap writes, and this runs once per record.
+        if self.troubled.load(Ordering::Acquire) && self.troubled.swap(false, Ordering::AcqRel) {
             self.health.recovered(&self.component);
         }
     }

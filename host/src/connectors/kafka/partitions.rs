@@ -57,9 +57,11 @@ impl Partition {
             return None;
         }
         self.first_at = None;
+        // The next batch gets the room this one grew to at once, rather than growing again.
+        let capacity = self.events.capacity();
         Some(ReadyBatch {
             partition: id.clone(),
-            events: std::mem::take(&mut self.events),
+            events: std::mem::replace(&mut self.events, Vec::with_capacity(capacity)),
             malformed: std::mem::take(&mut self.malformed),
             next_offset: self.next_offset,
         })
