@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the toolchains it needs (wasm target, componentize-py),
-# starts the Kafka-protocol test broker, builds every plugin, builds the binary, runs every
-# test of the workspace, and stops the broker.
+# starts the Kafka-protocol test broker and nats-server with JetStream, builds every
+# plugin, builds the binary, runs every test of the workspace, and stops the brokers.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -14,10 +14,12 @@ WEIR_CACHE_DIR="$(mktemp -d)"
 export WEIR_CACHE_DIR
 trap 'rm -rf "$WEIR_CACHE_DIR"' EXIT
 
-# The Kafka-protocol broker the Kafka tests use, stopped however the run ends.
+# The brokers the connector tests use, stopped however the run ends.
+trap 'rm -rf "$WEIR_CACHE_DIR"; "$ROOT/scripts/kafka-broker.sh" stop; "$ROOT/scripts/nats-server.sh" stop' EXIT
 WEIR_KAFKA_BROKERS="$("$ROOT/scripts/kafka-broker.sh" start)"
 export WEIR_KAFKA_BROKERS
-trap 'rm -rf "$WEIR_CACHE_DIR"; "$ROOT/scripts/kafka-broker.sh" stop' EXIT
+WEIR_NATS_URL="$("$ROOT/scripts/nats-server.sh" start)"
+export WEIR_NATS_URL
 
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

@@ -25,6 +25,9 @@ pub struct Event {
     pub headers: Vec<Header>,
     /// Event time in milliseconds since the Unix epoch.
     pub time: i64,
+    /// For an event from a message its broker can deliver again: the way to ask for that
+    /// when a stage fails the event. Events made from it keep it.
+    pub redelivery: Option<crate::delivery::Redelivery>,
 }
 
 impl Event {
@@ -35,6 +38,7 @@ impl Event {
             payload: payload.into(),
             headers: Vec::new(),
             time,
+            redelivery: None,
         }
     }
 }

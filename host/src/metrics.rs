@@ -77,6 +77,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     reload_seconds: HistogramFamily<PluginNameLabel>,
     kafka: crate::connectors::KafkaFamilies,
+    nats: crate::connectors::NatsFamilies,
     health: crate::health::Health,
 }
 
@@ -192,9 +193,11 @@ impl Metrics {
             end_to_end_seconds.clone(),
         );
         let kafka = crate::connectors::KafkaFamilies::register(&mut registry);
+        let nats = crate::connectors::NatsFamilies::register(&mut registry);
         Self {
             registry,
             kafka,
+            nats,
             health: crate::health::Health::default(),
             events_in,
             events_out,
@@ -214,6 +217,11 @@ impl Metrics {
     /// The Kafka connector families.
     pub fn kafka(&self) -> &crate::connectors::KafkaFamilies {
         &self.kafka
+    }
+
+    /// The NATS and JetStream connector families.
+    pub fn nats(&self) -> &crate::connectors::NatsFamilies {
+        &self.nats
     }
 
     /// Readiness problems components report.

@@ -235,6 +235,7 @@ fn parse_event(line: &str, envelope: bool) -> Result<Event, String> {
         payload: Bytes::from(json_value_to_msgpack(&payload)),
         headers,
         time,
+        redelivery: None,
     })
 }
 
@@ -434,6 +435,7 @@ impl AggregatorRun {
                 payload,
                 headers: Vec::new(),
                 time: now_ms(),
+                redelivery: None,
             })
             .collect())
     }

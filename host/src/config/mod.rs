@@ -23,6 +23,7 @@ mod duration;
 mod kafka;
 mod load;
 mod model;
+mod nats;
 mod validate;
 
 pub use duration::Duration;
@@ -31,4 +32,8 @@ pub use kafka::{
 };
 pub use load::{ConfigError, ConfigProblem, LoadedConfig, load_pipeline, parse_pipeline};
 pub use model::*;
+pub use nats::{
+    DeliverFrom, FetchSettings, JetStreamSinkConfig, JetStreamSourceConfig, NatsAuth,
+    NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
+};
 pub use validate::{MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};

@@ -225,6 +225,10 @@ pub enum SourceConfig {
     Http(HttpSourceConfig),
     /// A Kafka consumer group member.
     Kafka(super::kafka::KafkaSourceConfig),
+    /// Core NATS subjects, optionally in a queue group.
+    Nats(super::nats::NatsSourceConfig),
+    /// A JetStream durable pull consumer.
+    Jetstream(Box<super::nats::JetStreamSourceConfig>),
 }
 
 /// `type = "http"` as a source: `POST /ingest/NAME` with NDJSON, a JSON array, or
@@ -497,6 +501,10 @@ pub enum SinkConfig {
     Http(HttpSinkConfig),
     /// Produces to a Kafka topic.
     Kafka(super::kafka::KafkaSinkConfig),
+    /// Publishes on core NATS.
+    Nats(super::nats::NatsSinkConfig),
+    /// Publishes to a JetStream stream, with publish acks.
+    Jetstream(super::nats::JetStreamSinkConfig),
 }
 
 /// `type = "http"` as a sink: one POST per batch (NDJSON, or MessagePack values), retried
@@ -541,6 +549,8 @@ impl SinkConfig {
             Self::Null(c) => &c.inputs,
             Self::Http(c) => &c.inputs,
             Self::Kafka(c) => &c.inputs,
+            Self::Nats(c) => &c.inputs,
+            Self::Jetstream(c) => &c.inputs,
         }
     }
 
@@ -552,6 +562,8 @@ impl SinkConfig {
             Self::Null(c) => &c.overload,
             Self::Http(c) => &c.overload,
             Self::Kafka(c) => &c.overload,
+            Self::Nats(c) => &c.overload,
+            Self::Jetstream(c) => &c.overload,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::kafka::{KafkaSinkConfig, KafkaSourceConfig};
 use super::load::{ConfigError, LoadedConfig};
 use super::model::{OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
+use super::nats::{JetStreamSourceConfig, NatsAuth};
 use crate::expr::Condition;
 use crate::plugins::PluginKind;
 
@@ -338,6 +339,26 @@ fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
         if let SinkConfig::Kafka(k) = sink {
             check_kafka_sink(c, name, k, problem);
         }
+        let nats = match sink {
+            SinkConfig::Nats(n) => Some((&n.servers, &n.auth, &n.subject)),
+            SinkConfig::Jetstream(j) => Some((&j.servers, &j.auth, &j.subject)),
+            _ => None,
+        };
+        if let Some((servers, auth, subject)) = nats {
+            let key = format!("sinks.{name}");
+            check_nats_connection(&key, servers, auth, problem);
+            if let Err(e) = crate::connectors::nats::SubjectTemplate::parse(subject) {
+                problem(format!("{key}.subject"), e);
+            }
+        }
+        if let SinkConfig::Jetstream(j) = sink
+            && j.max_in_flight == 0
+        {
+            problem(
+                format!("sinks.{name}.max_in_flight"),
+                "must be at least 1".into(),
+            );
+        }
         if let SinkConfig::File(f) = sink
             && f.rotate_bytes == Some(0)
         {
@@ -360,6 +381,19 @@ fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
         if let SourceConfig::Kafka(k) = source {
             check_kafka_source(c, name, k, problem);
         }
+        if let SourceConfig::Nats(n) = source {
+            let key = format!("sources.{name}");
+            check_nats_connection(&key, &n.servers, &n.auth, problem);
+            if n.subjects.is_empty() || n.subjects.iter().any(|s| s.trim().is_empty()) {
+                problem(
+                    format!("{key}.subjects"),
+                    "needs at least one subject, none empty".into(),
+                );
+            }
+        }
+        if let SourceConfig::Jetstream(j) = source {
+            check_jetstream_source(name, j, problem);
+        }
         if let SourceConfig::Generator(g) = source {
             if let Some(rate) = g.rate
                 && !(rate > 0.0 && rate.is_finite())
@@ -374,6 +408,90 @@ fn check_sources(c: &PipelineConfig, problem: &mut Report<'_>) {
                 problem(format!("sources.{name}.template"), e);
             }
         }
+    }
+}
+
+fn check_nats_connection(key: &str, servers: &str, auth: &NatsAuth, problem: &mut Report<'_>) {
+    let bad: Vec<&str> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| s.parse::<async_nats::ServerAddr>().is_err())
+        .collect();
+    if servers.trim().is_empty() || !bad.is_empty() {
+        problem(
+            format!("{key}.servers"),
+            format!("{servers:?} is not a comma-separated list of nats://host:port URLs"),
+        );
+    }
+    let ways = [
+        auth.token.is_some(),
+        auth.user.is_some() || auth.password.is_some(),
+        auth.creds_file.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        problem(
+            format!("{key}.auth"),
+            "set one of token, user and password, or creds_file".into(),
+        );
+    }
+    if auth.user.is_some() != auth.password.is_some() {
+        problem(
+            format!("{key}.auth"),
+            "user and password go together".into(),
+        );
+    }
+}
+
+fn check_jetstream_source(name: &str, j: &JetStreamSourceConfig, problem: &mut Report<'_>) {
+    let key = format!("sources.{name}");
+    check_nats_connection(&key, &j.servers, &j.auth, problem);
+    let token_ok = |s: &str| !s.is_empty() && !s.contains(['.', '*', '>', ' ', '\t']);
+    if !token_ok(&j.stream) {
+        problem(
+            format!("{key}.stream"),
+            format!(
+                "{:?} is not a stream name (no dots, wildcards or spaces)",
+                j.stream
+            ),
+        );
+    }
+    if !token_ok(&j.consumer) {
+        problem(
+            format!("{key}.consumer"),
+            format!(
+                "{:?} is not a consumer name (no dots, wildcards or spaces)",
+                j.consumer
+            ),
+        );
+    }
+    if j.max_deliver < 1 {
+        problem(
+            format!("{key}.max_deliver"),
+            "must be at least 1: after that many deliveries a message is dead-lettered".into(),
+        );
+    }
+    if j.max_ack_pending < 1 {
+        problem(
+            format!("{key}.max_ack_pending"),
+            "must be at least 1".into(),
+        );
+    }
+    if j.ack_wait.0 < std::time::Duration::from_secs(1) {
+        problem(format!("{key}.ack_wait"), "must be at least 1s".into());
+    }
+    if j.fetch.max_messages == Some(0) {
+        problem(
+            format!("{key}.fetch.max_messages"),
+            "must be at least 1".into(),
+        );
+    }
+    if let Some(s) = &j.create_stream
+        && s.subjects.is_empty()
+    {
+        problem(
+            format!("{key}.create_stream.subjects"),
+            "a stream needs at least one subject".into(),
+        );
     }
 }
 

@@ -264,6 +264,7 @@ pub async fn run(config: GeneratorConfig, ctx: SourceContext) -> Result<(), Sour
                 payload: block.slice(start..end),
                 headers: Vec::new(),
                 time: now,
+                redelivery: None,
             });
             start = end;
         }

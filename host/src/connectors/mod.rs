@@ -8,6 +8,7 @@ mod generator;
 mod http_sink;
 mod http_source;
 pub mod kafka;
+pub mod nats;
 mod sink;
 mod source;
 mod stdin;
@@ -19,6 +20,7 @@ pub use generator::GeneratorTemplate;
 pub use http_sink::HttpWriter;
 pub use http_source::{IngestHandle, IngestRequest, decode_body, ingest_channel};
 pub use kafka::{KafkaFamilies, TransactionLink};
+pub use nats::NatsFamilies;
 pub use sink::{BatchWriter, SinkContext};
 pub use source::{SourceContext, SourceError};
 
@@ -37,7 +39,10 @@ pub fn source_is_finite(config: &SourceConfig) -> bool {
         SourceConfig::Generator(g) => g.count.is_some(),
         SourceConfig::File(f) => !f.follow,
         SourceConfig::Stdin(_) => true,
-        SourceConfig::Http(_) | SourceConfig::Kafka(_) => false,
+        SourceConfig::Http(_)
+        | SourceConfig::Kafka(_)
+        | SourceConfig::Nats(_)
+        | SourceConfig::Jetstream(_) => false,
     }
 }
 
@@ -56,6 +61,11 @@ pub fn source_task(
         SourceConfig::Http(c) => {
             let (handle, requests) = ingest_channel(&c);
             (Box::pin(http_source::run(requests, ctx)), Some(handle))
+        }
+        SourceConfig::Nats(c) => (Box::pin(nats::core_source::run(c, ctx)), None),
+        SourceConfig::Jetstream(c) => {
+            let js = metrics.nats().source(&ctx.name);
+            (Box::pin(nats::js_source::run(*c, ctx, js)), None)
         }
         SourceConfig::Kafka(c) => {
             let kafka = metrics.kafka().source(&ctx.name);
@@ -81,6 +91,22 @@ pub fn sink_task(
             let c = c.clone();
             Box::pin(async move {
                 kafka::sink::run(c, ctx, transactions, errors).await;
+                Ok(())
+            })
+        }
+        SinkConfig::Nats(c) => {
+            let publish = metrics.nats().sink(&ctx.name);
+            let c = c.clone();
+            Box::pin(async move {
+                nats::core_sink::run(c, ctx, publish).await;
+                Ok(())
+            })
+        }
+        SinkConfig::Jetstream(c) => {
+            let publish = metrics.nats().sink(&ctx.name);
+            let c = c.clone();
+            Box::pin(async move {
+                nats::js_sink::run(c, ctx, publish).await;
                 Ok(())
             })
         }

@@ -62,6 +62,20 @@ impl AckToken {
         }
     }
 
+    /// A token of batch `seq` whose completion goes to `done` as it happens, for sources
+    /// that acknowledge each batch on its own rather than a position (JetStream acks
+    /// messages, in any order).
+    pub fn standalone(seq: u64, done: mpsc::UnboundedSender<Completion>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                seq,
+                unsettled: AtomicBool::new(false),
+                done,
+            }),
+            settled: false,
+        }
+    }
+
     /// Gives up this claim, its events handled.
     pub fn settle(mut self) {
         self.settled = true;

@@ -7,9 +7,11 @@ mod checkpoint;
 mod dead_letter;
 mod dedup;
 mod log_limit;
+mod redelivery;
 
 pub use ack::{AckToken, AckTracker, Completion};
 pub use checkpoint::{CheckpointError, CheckpointStore};
 pub use dead_letter::{DeadLetterReason, dead_letter_event};
 pub use dedup::Dedup;
 pub use log_limit::{LOG_LINES_PER_SECOND, LogLimiter};
+pub use redelivery::{Redelivery, RedeliveryRequest};

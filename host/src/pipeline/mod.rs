@@ -399,6 +399,8 @@ fn source_kind(config: &SourceConfig) -> &'static str {
         SourceConfig::Stdin(_) => "stdin",
         SourceConfig::Http(_) => "http",
         SourceConfig::Kafka(_) => "kafka",
+        SourceConfig::Nats(_) => "nats",
+        SourceConfig::Jetstream(_) => "jetstream",
     }
 }
 
@@ -417,5 +419,7 @@ fn sink_kind(config: &SinkConfig) -> &'static str {
         SinkConfig::Null(_) => "null",
         SinkConfig::Http(_) => "http",
         SinkConfig::Kafka(_) => "kafka",
+        SinkConfig::Nats(_) => "nats",
+        SinkConfig::Jetstream(_) => "jetstream",
     }
 }

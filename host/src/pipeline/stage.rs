@@ -189,7 +189,19 @@ impl Worker {
                 tracing::error!(stage = %self.name, "a reader stopped; events stay unacknowledged");
             }
         }
-        let dead = std::mem::take(&mut self.processed.dead);
+        let mut dead = std::mem::take(&mut self.processed.dead);
+        // An event whose source message can be delivered again goes back rather than to
+        // the dead-letter sink, until its message's last delivery.
+        dead.retain(|(reason, event)| {
+            let retry = matches!(
+                reason,
+                DeadLetterReason::PluginError | DeadLetterReason::PluginFault
+            ) && event.redelivery.as_ref().is_some_and(|r| r.request());
+            if retry {
+                tracing::debug!(stage = %self.name, "failed event handed back to its source for redelivery");
+            }
+            !retry
+        });
         if !dead.is_empty() {
             let mut events = Vec::with_capacity(dead.len());
             for (reason, event) in dead {

@@ -157,6 +157,8 @@ pub(crate) struct Inherited<'a> {
     pub time: i64,
     /// Headers of the source.
     pub headers: &'a [Header],
+    /// How to have the source's message delivered again.
+    pub redelivery: &'a Option<crate::delivery::Redelivery>,
 }
 
 impl EmittedEvents {
@@ -279,6 +281,7 @@ impl EmittedEvents {
             payload,
             headers,
             time,
+            redelivery: inherited.redelivery.clone(),
         }
     }
 }

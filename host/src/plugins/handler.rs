@@ -162,6 +162,7 @@ impl HandlerInstance {
                         key: &input.key,
                         time: input.time,
                         headers: &input.headers,
+                        redelivery: &input.redelivery,
                     },
                 ));
             }

@@ -192,6 +192,7 @@ fn convert(
                     key: context.keys.get(state).unwrap_or(&no_key),
                     time: context.times.get(state).copied().unwrap_or_default(),
                     headers: &[],
+                    redelivery: &None,
                 },
             );
             Match { state, event }

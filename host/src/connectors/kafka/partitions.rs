@@ -220,6 +220,7 @@ pub fn ids(list: &TopicPartitionList) -> Vec<PartitionId> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::result_large_err)] // the shape `PartitionTable::push` takes
     fn event(time: i64) -> Result<Event, (Event, String)> {
         Ok(Event::new(&b"\x80"[..], time))
     }

@@ -271,6 +271,7 @@ fn push(
             })
             .unwrap_or_default(),
         time: message.timestamp().to_millis().unwrap_or_else(now_ms),
+        redelivery: None,
     };
     let raw = message.payload().unwrap_or_default();
     let record = match decode_with(settings.format, raw, |r| arena.copy(r)) {
