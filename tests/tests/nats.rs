@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::nats::{
-    OwnServer, check_per_subject_order, create_stream, expected, lines, publish, publish_raw,
-    read_all, seqs, server, stored, unique, wait_stored,
+    OwnServer, check_per_subject_order, consumer_state, create_stream, expected, lines, publish,
+    publish_raw, read_all, seqs, server, stored, unique, wait_stored,
 };
 use common::{Workspace, http_get};
 
@@ -418,7 +418,8 @@ fn a_server_restart_mid_run_loses_nothing() {
             want.len() as u64,
             Duration::from_secs(90)
         ),
-        "output incomplete after the server came back:\n{}",
+        "output incomplete after the server came back ({}):\n{}",
+        consumer_state(&s.url, &s.input, &s.consumer),
         weir.log()
     );
     std::thread::sleep(Duration::from_secs(3));

@@ -206,6 +206,34 @@ pub fn stored(url: &str, stream: &str) -> u64 {
     })
 }
 
+/// The durable `consumer`'s counts on `stream`, for failure messages.
+pub fn consumer_state(url: &str, stream: &str, consumer: &str) -> String {
+    runtime().block_on(async {
+        let js = context(url).await;
+        let stored = match js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(e) => return format!("stream {stream}: {e}"),
+        };
+        let consumer: Result<consumer::PullConsumer, _> =
+            js.get_consumer_from_stream(consumer, stream).await;
+        match consumer {
+            Ok(mut c) => match c.info().await {
+                Ok(i) => format!(
+                    "{stream} holds {stored}; consumer: pending {}, ack pending {}, redelivered {}, delivered {}, ack floor {}, waiting pulls {}",
+                    i.num_pending,
+                    i.num_ack_pending,
+                    i.num_redelivered,
+                    i.delivered.stream_sequence,
+                    i.ack_floor.stream_sequence,
+                    i.num_waiting
+                ),
+                Err(e) => format!("consumer {consumer:?}: {e}", consumer = c.cached_info().name),
+            },
+            Err(e) => format!("consumer: {e}"),
+        }
+    })
+}
+
 /// Waits until `stream` holds at least `n` messages; false on timeout.
 pub fn wait_stored(url: &str, stream: &str, n: u64, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

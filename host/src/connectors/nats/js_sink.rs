@@ -188,18 +188,21 @@ async fn collect(acks: Vec<AckFuture>, messages: &[Outgoing]) -> Vec<(usize, Str
     collect_at(acks, &positions).await
 }
 
+/// Awaits every ack at once: each ack's timeout starts when it is first polled, so acks
+/// awaited one after another would wait one timeout each when a connection drops them.
 async fn collect_at(acks: Vec<AckFuture>, positions: &[usize]) -> Vec<(usize, String)> {
-    let mut failed = Vec::new();
-    for (ack, position) in acks.into_iter().zip(positions) {
-        let result = match ack {
+    let results = futures_util::future::join_all(acks.into_iter().map(|ack| async move {
+        match ack {
             Ok(future) => future.await.map(drop).map_err(|e| e.to_string()),
             Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            failed.push((*position, e));
         }
-    }
-    failed
+    }))
+    .await;
+    results
+        .into_iter()
+        .zip(positions)
+        .filter_map(|(result, position)| result.err().map(|e| (*position, e)))
+        .collect()
 }
 
 fn field_id(payload: &[u8], field: &str) -> Option<String> {
