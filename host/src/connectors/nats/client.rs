@@ -110,11 +110,57 @@ pub fn event_headers(map: Option<&HeaderMap>) -> Vec<Header> {
 }
 
 /// Event headers as NATS headers; values that are not UTF-8 are written lossily, as NATS
-/// headers are text.
+/// headers are text. The `weir-nats-*` headers a NATS source added describe the message
+/// the event came from, not the one published now, so they are left out.
 pub fn nats_headers(headers: &[Header]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for h in headers {
+        if h.name.starts_with(super::SOURCE_HEADER_PREFIX) {
+            continue;
+        }
         map.append(h.name.as_str(), String::from_utf8_lossy(&h.value).as_ref());
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &[u8]) -> Header {
+        Header {
+            name: name.to_owned(),
+            value: Bytes::copy_from_slice(value),
+        }
+    }
+
+    #[test]
+    fn user_headers_are_published_and_source_metadata_is_not() {
+        let map = nats_headers(&[
+            header("trace-id", b"abc"),
+            header(super::super::HEADER_SUBJECT, b"orders.eu"),
+            header(super::super::HEADER_DELIVERED, b"2"),
+            header("tag", b"x"),
+            header("tag", b"y"),
+        ]);
+        assert_eq!(map.get("trace-id").map(|v| v.as_str()), Some("abc"));
+        assert_eq!(
+            map.get_all("tag").map(|v| v.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert!(map.get(super::super::HEADER_SUBJECT).is_none());
+        assert!(map.get(super::super::HEADER_DELIVERED).is_none());
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn nats_headers_become_event_headers_with_every_value() {
+        let mut map = HeaderMap::new();
+        map.append("tag", "x");
+        map.append("tag", "y");
+        let headers = event_headers(Some(&map));
+        let values: Vec<&[u8]> = headers.iter().map(|h| &h.value[..]).collect();
+        assert_eq!(values, [&b"x"[..], &b"y"[..]]);
+        assert!(event_headers(None).is_empty());
+    }
 }

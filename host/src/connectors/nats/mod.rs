@@ -22,6 +22,8 @@ use crate::connectors::codec::decode_with;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::{Batch, Event, Header};
 
+/// The start of the headers a NATS source adds to each event.
+pub const SOURCE_HEADER_PREFIX: &str = "weir-nats-";
 /// Header with the subject a NATS message was published on.
 pub const HEADER_SUBJECT: &str = "weir-nats-subject";
 /// Header with a JetStream message's stream.
