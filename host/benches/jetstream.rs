@@ -14,6 +14,8 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+#[path = "support/measure.rs"]
+mod measure;
 mod support;
 
 use std::collections::VecDeque;
@@ -23,9 +25,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
+use measure::{measured, medians, pipeline_rate, print_row, rounds};
 use support::prepare;
-use tokio_util::sync::CancellationToken;
-use weir::metrics::Metrics;
 
 const EVENTS: u64 = 500_000;
 /// Publishes the bare program lets await their ack at once.
@@ -185,56 +186,7 @@ inputs = ["in"]
 "#,
         consumer = unique("weir"),
     ));
-    runtime.block_on(async {
-        let metrics = Metrics::new();
-        let stop = CancellationToken::new();
-        let running = weir::pipeline::start(&loaded, &registry, &metrics, stop.clone())
-            .await
-            .expect("pipeline starts");
-        let count = |name: &str, counter: &str| {
-            running.components[name].counters()[counter]
-                .as_u64()
-                .unwrap_or(0)
-        };
-        while count("in", "events_out") == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let started = Instant::now();
-        while count("out", "events_out") < EVENTS {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-        stop.cancel();
-        running.wait().await;
-        rate
-    })
-}
-
-/// CPU seconds this process has used so far (all threads), from `/proc/self/stat`.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn measured(run: impl FnOnce() -> f64) -> (f64, f64) {
-    let before = cpu_seconds();
-    let rate = run();
-    (rate, (cpu_seconds() - before) * 1e6 / EVENTS as f64)
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+    pipeline_rate(&runtime, &loaded, &registry, EVENTS, EVENTS)
 }
 
 fn main() {
@@ -247,39 +199,31 @@ fn main() {
     let in_subjects = unique("bench_in");
     runtime.block_on(create_stream(&url, &input, &in_subjects));
     runtime.block_on(fill(&url, &in_subjects));
-    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let rounds = rounds();
     let (mut bare_runs, mut weir_runs) = (Vec::new(), Vec::new());
     let mut streams = vec![input.clone()];
     for round in 1..=rounds {
         let (name, out) = (unique("BENCH_BARE"), unique("bench_bare"));
         runtime.block_on(create_stream(&url, &name, &out));
         streams.push(name);
-        bare_runs.push(measured(|| runtime.block_on(bare(&url, &input, &out))));
+        bare_runs.push(measured(EVENTS, || {
+            runtime.block_on(bare(&url, &input, &out))
+        }));
         let (name, out) = (unique("BENCH_WEIR"), unique("bench_weir"));
         runtime.block_on(create_stream(&url, &name, &out));
         streams.push(name);
-        weir_runs.push(measured(|| weir_copy(&url, &input, &out)));
+        weir_runs.push(measured(EVENTS, || weir_copy(&url, &input, &out)));
         eprintln!("round {round} of {rounds} done");
     }
     runtime.block_on(delete_streams(&url, &streams));
     println!(
         "jetstream → jetstream, {EVENTS} events (median of {rounds}; CPU is this process's, server apart):"
     );
-    let split = |runs: Vec<(f64, f64)>| {
-        let (rates, cpu): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
-        median(rates).zip(median(cpu))
-    };
-    let bare = split(bare_runs);
-    if let Some((rate, cpu)) = bare {
-        println!("  bare async-nats copy:  {rate:>10.0} events/s  {cpu:>5.2} µs CPU/event");
+    let bare = medians(bare_runs);
+    if let Some(bare) = bare {
+        print_row("bare async-nats copy:  ", bare, None);
     }
-    if let Some((rate, cpu)) = split(weir_runs) {
-        let ratio = bare
-            .map(|(b, bcpu)| format!("   {:.2}× bare rate, {:.2}× bare CPU", rate / b, cpu / bcpu))
-            .unwrap_or_default();
-        println!("  weir copy (no stage):  {rate:>10.0} events/s  {cpu:>5.2} µs CPU/event{ratio}");
+    if let Some(result) = medians(weir_runs) {
+        print_row("weir copy (no stage):  ", result, bare);
     }
 }

@@ -13,12 +13,15 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+#[path = "support/measure.rs"]
+mod measure;
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use measure::{measured, medians, pipeline_rate, print_row, rounds};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -26,8 +29,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use support::prepare;
-use tokio_util::sync::CancellationToken;
-use weir::metrics::Metrics;
 
 const EVENTS: u64 = 1_000_000;
 const PARTITIONS: i32 = 4;
@@ -171,59 +172,7 @@ format = "raw"
 inputs = ["{feed}"]
 "#
     ));
-    runtime.block_on(async {
-        let metrics = Metrics::new();
-        let stop = CancellationToken::new();
-        let running = weir::pipeline::start(&loaded, &registry, &metrics, stop.clone())
-            .await
-            .expect("pipeline starts");
-        let count = |name: &str, counter: &str| {
-            running.components[name].counters()[counter]
-                .as_u64()
-                .unwrap_or(0)
-        };
-        while count("in", "events_out") == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let started = Instant::now();
-        while count("out", "events_out") < expected {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-        stop.cancel();
-        running.wait().await;
-        rate
-    })
-}
-
-/// CPU seconds this process has used so far (all threads), from `/proc/self/stat`.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Runs `run`, returning its events/s and the process CPU it took, in µs per event.
-fn measured(run: impl FnOnce() -> f64) -> (f64, f64) {
-    let before = cpu_seconds();
-    let rate = run();
-    (rate, (cpu_seconds() - before) * 1e6 / EVENTS as f64)
-}
-
-fn median(mut rates: Vec<f64>) -> Option<f64> {
-    rates.sort_by(f64::total_cmp);
-    rates.get(rates.len() / 2).copied()
+    pipeline_rate(&runtime, &loaded, &registry, EVENTS, expected)
 }
 
 fn main() {
@@ -240,53 +189,43 @@ fn main() {
     let runs = std::env::var("WEIR_BENCH_RUNS").unwrap_or_else(|_| "bare,copy,stage".into());
     let wanted = |name: &str| runs.split(',').any(|r| r == name);
     let mut results = (Vec::new(), Vec::new(), Vec::new());
-    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let rounds = rounds();
     for _ in 0..rounds {
         if wanted("bare") {
             let out = unique("bench-bare");
             create_topic(&runtime, &brokers, &out);
-            results.0.push(measured(|| bare(&brokers, &input, &out)));
+            results
+                .0
+                .push(measured(EVENTS, || bare(&brokers, &input, &out)));
         }
         if wanted("copy") {
             let out = unique("bench-copy");
             create_topic(&runtime, &brokers, &out);
             results
                 .1
-                .push(measured(|| weir_run(&brokers, &input, &out, false)));
+                .push(measured(EVENTS, || weir_run(&brokers, &input, &out, false)));
         }
         if wanted("stage") {
             let out = unique("bench-stage");
             create_topic(&runtime, &brokers, &out);
             results
                 .2
-                .push(measured(|| weir_run(&brokers, &input, &out, true)));
+                .push(measured(EVENTS, || weir_run(&brokers, &input, &out, true)));
         }
     }
     println!(
         "kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of {rounds}; CPU is this process's, broker apart):"
     );
-    let split = |runs: Vec<(f64, f64)>| {
-        let (rates, cpu): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
-        median(rates).zip(median(cpu))
-    };
-    let bare = split(results.0);
-    if let Some((rate, cpu)) = bare {
-        println!("  bare rdkafka consume-produce: {rate:>10.0} events/s  {cpu:>5.2} µs CPU/event");
+    let bare = medians(results.0);
+    if let Some(bare) = bare {
+        print_row("bare rdkafka consume-produce: ", bare, None);
     }
     for (name, runs) in [
         ("weir copy (no stage):        ", results.1),
         ("weir + wasm threshold:       ", results.2),
     ] {
-        if let Some((rate, cpu)) = split(runs) {
-            let ratio = bare
-                .map(|(b, bcpu)| {
-                    format!("   {:.2}× bare rate, {:.2}× bare CPU", rate / b, cpu / bcpu)
-                })
-                .unwrap_or_default();
-            println!("  {name}{rate:>10.0} events/s  {cpu:>5.2} µs CPU/event{ratio}");
+        if let Some(result) = medians(runs) {
+            print_row(name, result, bare);
         }
     }
 }

@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::metrics::ComponentLabel;
+
 /// Labels of per-partition gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
@@ -28,13 +30,6 @@ pub struct ConnectorLabels {
     pub kind: String,
 }
 
-/// Labels naming one connector.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NameLabel {
-    /// Source or sink name.
-    pub component: String,
-}
-
 fn commit_histogram() -> Histogram {
     // 0.1 ms to ~6.5 s by factors of 2: a commit is one broker round trip, or a transaction.
     Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
@@ -44,11 +39,11 @@ fn commit_histogram() -> Histogram {
 #[derive(Clone, Debug)]
 pub struct KafkaFamilies {
     lag: Family<PartitionLabels, Gauge>,
-    paused: Family<NameLabel, Gauge>,
+    paused: Family<ComponentLabel, Gauge>,
     commits: Family<ConnectorLabels, Counter>,
-    commit_seconds: Family<NameLabel, Histogram, fn() -> Histogram>,
+    commit_seconds: Family<ComponentLabel, Histogram, fn() -> Histogram>,
     rebalances: Family<ConnectorLabels, Counter>,
-    produce_errors: Family<NameLabel, Counter>,
+    produce_errors: Family<ComponentLabel, Counter>,
 }
 
 impl KafkaFamilies {
@@ -104,7 +99,7 @@ impl KafkaFamilies {
             });
             guard.clone()
         };
-        let label = NameLabel {
+        let label = ComponentLabel {
             component: name.to_owned(),
         };
         let paused = {
@@ -129,7 +124,7 @@ impl KafkaFamilies {
 
     /// The produce error counter of sink `name`.
     pub fn produce_errors(&self, name: &str) -> Counter {
-        let guard = self.produce_errors.get_or_create(&NameLabel {
+        let guard = self.produce_errors.get_or_create(&ComponentLabel {
             component: name.to_owned(),
         });
         guard.clone()

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::client::{connect, nats_headers};
 use super::metrics::PublishMetrics;
 use super::{SubjectTemplate, dead_letter_some};
-use crate::config::{EdgeFormat, NatsSinkConfig};
+use crate::config::{EdgeFormat, NatsAuth, NatsSinkConfig};
 use crate::connectors::SinkContext;
 use crate::connectors::codec::encode;
 use crate::event::{Batch, Event, now_ms};
@@ -21,19 +21,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the sink until its input closes.
 pub async fn run(config: NatsSinkConfig, ctx: SinkContext, metrics: PublishMetrics) {
-    let client = match connect(&ctx.name, &config.servers, &config.auth, &ctx.health).await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(sink = %ctx.name, error = %e, "cannot start the NATS sink; events stay unacknowledged");
-            return;
-        }
-    };
-    let template = match SubjectTemplate::parse(&config.subject) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(sink = %ctx.name, error = %e, "bad subject; events stay unacknowledged");
-            return;
-        }
+    let Some((client, template)) =
+        start(&ctx, &config.servers, &config.auth, &config.subject).await
+    else {
+        return;
     };
     while let Some(batch) = ctx.input.recv().await {
         ctx.metrics.events_in.inc_by(batch.len() as u64);
@@ -79,6 +70,30 @@ pub async fn run(config: NatsSinkConfig, ctx: SinkContext, metrics: PublishMetri
             .observe(started.elapsed().as_secs_f64());
     }
     let _ = tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await;
+}
+
+/// Connects a sink and parses its subject template; `None` (said in the log) when either
+/// fails, in which case its events stay unacknowledged.
+pub(super) async fn start(
+    ctx: &SinkContext,
+    servers: &str,
+    auth: &NatsAuth,
+    subject: &str,
+) -> Option<(Client, SubjectTemplate)> {
+    let client = match connect(&ctx.name, servers, auth, &ctx.health).await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(sink = %ctx.name, error = %e, "cannot start the NATS sink; events stay unacknowledged");
+            return None;
+        }
+    };
+    match SubjectTemplate::parse(subject) {
+        Ok(template) => Some((client, template)),
+        Err(e) => {
+            tracing::error!(sink = %ctx.name, error = %e, "bad subject; events stay unacknowledged");
+            None
+        }
+    }
 }
 
 /// One message ready to publish, and the event it is made from.

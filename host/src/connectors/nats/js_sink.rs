@@ -10,9 +10,9 @@ use async_nats::jetstream::{self, Context};
 use tokio::sync::Semaphore;
 use weir_plugin_sdk::msgpack;
 
-use super::core_sink::{Outgoing, observe_age, prepare};
+use super::core_sink::{Outgoing, observe_age, prepare, start};
 use super::metrics::PublishMetrics;
-use super::{HEADER_SEQUENCE, HEADER_STREAM, SubjectTemplate, connect, dead_letter_some};
+use super::{HEADER_SEQUENCE, HEADER_STREAM, dead_letter_some};
 use crate::config::JetStreamSinkConfig;
 use crate::connectors::SinkContext;
 use crate::event::{Batch, Event};
@@ -22,19 +22,10 @@ const ATTEMPTS: u32 = 3;
 
 /// Runs the sink until its input closes.
 pub async fn run(config: JetStreamSinkConfig, ctx: SinkContext, metrics: PublishMetrics) {
-    let client = match connect(&ctx.name, &config.servers, &config.auth, &ctx.health).await {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(sink = %ctx.name, error = %e, "cannot start the JetStream sink; events stay unacknowledged");
-            return;
-        }
-    };
-    let template = match SubjectTemplate::parse(&config.subject) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(sink = %ctx.name, error = %e, "bad subject; events stay unacknowledged");
-            return;
-        }
+    let Some((client, template)) =
+        start(&ctx, &config.servers, &config.auth, &config.subject).await
+    else {
+        return;
     };
     let js = jetstream::new(client.clone());
     let sink = Arc::new(Publisher {

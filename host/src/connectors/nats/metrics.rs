@@ -1,19 +1,13 @@
 //! NATS and JetStream metrics: consumer pending and ack-pending (the lag), redeliveries,
 //! naks, and publish latency and errors.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels naming one connector.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ComponentLabel {
-    /// Source or sink name.
-    pub component: String,
-}
+use crate::metrics::ComponentLabel;
 
 fn publish_histogram() -> Histogram {
     // 50 µs to ~1.6 s by factors of 2: one publish ack round trip.
