@@ -5,6 +5,7 @@ mod breaker;
 mod filter;
 mod handler;
 mod route;
+pub mod window;
 
 pub use breaker::{Admission, Breaker, Transition};
 pub use filter::FilterOperator;

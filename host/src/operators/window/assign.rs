@@ -1,0 +1,86 @@
+//! Which windows an event time falls in.
+
+/// The shape of a window stage's windows. Times and lengths are milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping windows `[k * size, (k + 1) * size)`.
+    Tumbling {
+        /// Window length.
+        size: i64,
+    },
+    /// Windows of `size` starting every `slide`; an event is in `size / slide` of them.
+    Sliding {
+        /// Window length.
+        size: i64,
+        /// Distance between window starts.
+        slide: i64,
+    },
+    /// Per key, events closer than `gap` form one window `[first, last + gap)`; a late
+    /// event that bridges two sessions joins them.
+    Session {
+        /// Inactivity that closes a session.
+        gap: i64,
+    },
+    /// Per key, every `size` events (in arrival order) form a window.
+    Count {
+        /// Events per window.
+        size: u64,
+    },
+}
+
+impl WindowKind {
+    /// The `[start, end)` windows holding event time `time`, for time windows; in order of
+    /// start. Session and count windows are made by the engine.
+    pub fn assign(&self, time: i64, out: &mut Vec<(i64, i64)>) {
+        out.clear();
+        match *self {
+            Self::Tumbling { size } => {
+                let start = time.div_euclid(size) * size;
+                out.push((start, start.saturating_add(size)));
+            }
+            Self::Sliding { size, slide } => {
+                // The last window holding `time` starts at the slide boundary at or before
+                // it; earlier ones every `slide` back while they still reach past `time`.
+                let last = time.div_euclid(slide) * slide;
+                let mut start = last;
+                while start > time - size {
+                    out.push((start, start.saturating_add(size)));
+                    start -= slide;
+                }
+                out.reverse();
+            }
+            Self::Session { gap } => out.push((time, time.saturating_add(gap))),
+            Self::Count { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        kind.assign(time, &mut out);
+        out
+    }
+
+    #[test]
+    fn tumbling_windows_hold_their_start_and_not_their_end() {
+        let kind = WindowKind::Tumbling { size: 10 };
+        assert_eq!(windows(kind, 0), [(0, 10)]);
+        assert_eq!(windows(kind, 9), [(0, 10)]);
+        assert_eq!(windows(kind, 10), [(10, 20)]);
+        assert_eq!(windows(kind, -1), [(-10, 0)]);
+    }
+
+    #[test]
+    fn sliding_windows_overlap_size_over_slide_times() {
+        let kind = WindowKind::Sliding { size: 10, slide: 5 };
+        assert_eq!(windows(kind, 7), [(0, 10), (5, 15)]);
+        assert_eq!(windows(kind, 5), [(0, 10), (5, 15)]);
+        assert_eq!(windows(kind, 4), [(-5, 5), (0, 10)]);
+        let uneven = WindowKind::Sliding { size: 10, slide: 3 };
+        assert_eq!(windows(uneven, 9), [(0, 10), (3, 13), (6, 16), (9, 19)]);
+    }
+}

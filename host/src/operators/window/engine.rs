@@ -1,0 +1,470 @@
+//! Keyed window state driven by event time: events are folded into the windows they fall
+//! in, and windows fire as the watermark passes their end.
+//!
+//! The rules are Flink's: a window `[start, end)` fires once the watermark reaches
+//! `end - 1`; it is kept `allowed_lateness` longer, and an event for it in that time fires
+//! it again at once, as an update; an event whose every window is past that is late, and
+//! left to the caller (a side output or the dead-letter sink).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::aggregate::{Accumulator, AggSpec};
+use super::assign::WindowKind;
+use super::value::Scalar;
+
+/// The values of a stage's `group_by` fields for one event.
+pub type GroupKey = Vec<Scalar>;
+
+/// Why a window result was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firing {
+    /// The watermark passed the window's end (or a count window filled): the result.
+    Final,
+    /// An early firing before the window closed; a later result replaces it.
+    Early,
+    /// An event within the allowed lateness changed an already fired window; this result
+    /// replaces the earlier one.
+    Update,
+}
+
+impl Firing {
+    /// The word written into result events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Final => "final",
+            Self::Early => "early",
+            Self::Update => "update",
+        }
+    }
+}
+
+/// One window's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowResult {
+    /// The `group_by` values.
+    pub key: GroupKey,
+    /// Window start (inclusive), ms.
+    pub start: i64,
+    /// Window end (exclusive), ms.
+    pub end: i64,
+    /// One value per aggregation, in configuration order.
+    pub values: Vec<rmpv::Value>,
+    /// Events folded into the window.
+    pub events: u64,
+    /// Why it was emitted.
+    pub firing: Firing,
+}
+
+/// What became of an event handed to [`WindowEngine::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Folded into at least one window.
+    Accepted,
+    /// Every window it falls in is past its allowed lateness.
+    Late,
+}
+
+struct Window {
+    end: i64,
+    accumulators: Vec<Accumulator>,
+    events: u64,
+    fired: bool,
+    /// Changed since its last firing (for early firings).
+    changed: bool,
+    /// The earliest event time in it (count windows report it as their start).
+    earliest: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Fire,
+    Purge,
+}
+
+struct KeyState {
+    key: GroupKey,
+    /// Open windows by start. Session windows never overlap, so the start names one.
+    windows: BTreeMap<i64, Window>,
+}
+
+/// The windows of every key of one stage worker.
+pub struct WindowEngine {
+    kind: WindowKind,
+    aggs: Vec<AggSpec>,
+    allowed_lateness: i64,
+    ids: HashMap<GroupKey, usize>,
+    keys: Vec<KeyState>,
+    /// Slots of `keys` whose key left (no windows).
+    free: Vec<usize>,
+    /// Timers by time: (key id, window start, window end, what to do).
+    timers: BTreeMap<i64, Vec<(usize, i64, i64, TimerKind)>>,
+    watermark: i64,
+    arrivals: u64,
+    open: usize,
+    scratch: Vec<(i64, i64)>,
+    values: Vec<Scalar>,
+}
+
+impl WindowEngine {
+    /// An engine with no state.
+    pub fn new(kind: WindowKind, aggs: Vec<AggSpec>, allowed_lateness: i64) -> Self {
+        Self {
+            kind,
+            aggs,
+            allowed_lateness: allowed_lateness.max(0),
+            ids: HashMap::new(),
+            keys: Vec::new(),
+            free: Vec::new(),
+            timers: BTreeMap::new(),
+            watermark: i64::MIN,
+            arrivals: 0,
+            open: 0,
+            scratch: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The watermark the engine has seen.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// Windows held now, over all keys.
+    pub fn open_windows(&self) -> usize {
+        self.open
+    }
+
+    /// Keys with state.
+    pub fn keys(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Folds in one event of `key` at event time `time` with `payload` (a MessagePack
+    /// map). Results that fire at once (a count window filled, an update of a fired
+    /// window) go to `out`.
+    pub fn add(
+        &mut self,
+        key: GroupKey,
+        time: i64,
+        payload: &[u8],
+        out: &mut Vec<WindowResult>,
+    ) -> Added {
+        self.arrivals += 1;
+        let order = self.arrivals;
+        self.values.clear();
+        for agg in &self.aggs {
+            self.values.push(match &agg.field {
+                Some(field) => Scalar::lookup(payload, field),
+                None => Scalar::Bool(true),
+            });
+        }
+        match self.kind {
+            WindowKind::Count { size } => {
+                let id = self.id(key);
+                self.add_to_count_window(id, size, time, order, out);
+                Added::Accepted
+            }
+            WindowKind::Session { gap } => {
+                if self.past_lateness(time.saturating_add(gap)) {
+                    return Added::Late;
+                }
+                let id = self.id(key);
+                self.add_to_session(id, time, gap, order, out);
+                Added::Accepted
+            }
+            kind => {
+                let mut windows = std::mem::take(&mut self.scratch);
+                kind.assign(time, &mut windows);
+                let mut accepted = false;
+                let mut id = None;
+                for &(start, end) in &windows {
+                    if self.past_lateness(end) {
+                        continue;
+                    }
+                    let id = *id.get_or_insert_with(|| self.id(key.clone()));
+                    accepted = true;
+                    self.add_to_window(id, start, end, time, order, out);
+                }
+                self.scratch = windows;
+                if accepted {
+                    Added::Accepted
+                } else {
+                    Added::Late
+                }
+            }
+        }
+    }
+
+    /// Moves the watermark to `watermark` (never back): windows it passes fire, and
+    /// windows past their allowed lateness are dropped.
+    pub fn advance(&mut self, watermark: i64, out: &mut Vec<WindowResult>) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > watermark {
+                break;
+            }
+            for (id, start, end, what) in entry.remove() {
+                self.on_timer(id, start, end, what, out);
+            }
+        }
+    }
+
+    /// Emits the current result of every window that changed since it last fired, as an
+    /// early firing.
+    pub fn fire_early(&mut self, out: &mut Vec<WindowResult>) {
+        for state in &mut self.keys {
+            for (&start, window) in &mut state.windows {
+                if window.changed && !window.fired {
+                    window.changed = false;
+                    out.push(result(&self.aggs, &state.key, start, window, Firing::Early));
+                }
+            }
+        }
+    }
+
+    fn id(&mut self, key: GroupKey) -> usize {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.keys[id].key = key.clone();
+                id
+            }
+            None => {
+                self.keys.push(KeyState {
+                    key: key.clone(),
+                    windows: BTreeMap::new(),
+                });
+                self.keys.len() - 1
+            }
+        };
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// Whether a window ending at `end` is past firing and allowed lateness.
+    fn past_lateness(&self, end: i64) -> bool {
+        self.watermark != i64::MIN
+            && (end - 1).saturating_add(self.allowed_lateness) <= self.watermark
+    }
+
+    fn new_window(&self, end: i64) -> Window {
+        Window {
+            end,
+            accumulators: self.aggs.iter().map(|a| Accumulator::new(a.kind)).collect(),
+            events: 0,
+            fired: false,
+            changed: false,
+            earliest: i64::MAX,
+        }
+    }
+
+    fn fold(aggs: &[AggSpec], values: &[Scalar], window: &mut Window, time: i64, order: u64) {
+        for ((agg, acc), value) in aggs.iter().zip(&mut window.accumulators).zip(values) {
+            acc.add(agg.kind, value, time, order);
+        }
+        window.events += 1;
+        window.changed = true;
+    }
+
+    fn add_to_window(
+        &mut self,
+        id: usize,
+        start: i64,
+        end: i64,
+        time: i64,
+        order: u64,
+        out: &mut Vec<WindowResult>,
+    ) {
+        if !self.keys[id].windows.contains_key(&start) {
+            let window = self.new_window(end);
+            self.keys[id].windows.insert(start, window);
+            self.open += 1;
+            self.schedule(id, start, end);
+        }
+        let state = &mut self.keys[id];
+        let window = state.windows.get_mut(&start).expect("inserted above");
+        Self::fold(&self.aggs, &self.values, window, time, order);
+        if self.watermark != i64::MIN && end - 1 <= self.watermark {
+            // The watermark passed this window already: an update, at once.
+            window.fired = true;
+            window.changed = false;
+            out.push(result(
+                &self.aggs,
+                &state.key,
+                start,
+                window,
+                Firing::Update,
+            ));
+        }
+    }
+
+    fn add_to_session(
+        &mut self,
+        id: usize,
+        time: i64,
+        gap: i64,
+        order: u64,
+        out: &mut Vec<WindowResult>,
+    ) {
+        let (mut start, mut end) = (time, time.saturating_add(gap));
+        let mut merged = self.new_window(end);
+        let state = &mut self.keys[id];
+        // Sessions that touch or overlap the new one join it.
+        let joining: Vec<i64> = state
+            .windows
+            .range(..=end)
+            .filter(|(_, w)| w.end >= start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in joining {
+            let window = state.windows.remove(&s).expect("listed above");
+            self.open -= 1;
+            start = start.min(s);
+            end = end.max(window.end);
+            for ((agg, acc), other) in self
+                .aggs
+                .iter()
+                .zip(&mut merged.accumulators)
+                .zip(&window.accumulators)
+            {
+                acc.merge(agg.kind, other);
+            }
+            merged.events += window.events;
+            merged.fired |= window.fired;
+        }
+        merged.end = end;
+        Self::fold(&self.aggs, &self.values, &mut merged, time, order);
+        let passed = self.watermark != i64::MIN && end - 1 <= self.watermark;
+        if passed {
+            merged.fired = true;
+            merged.changed = false;
+            out.push(result(
+                &self.aggs,
+                &state.key,
+                start,
+                &mut merged,
+                Firing::Update,
+            ));
+        }
+        state.windows.insert(start, merged);
+        self.open += 1;
+        self.schedule(id, start, end);
+    }
+
+    fn add_to_count_window(
+        &mut self,
+        id: usize,
+        size: u64,
+        time: i64,
+        order: u64,
+        out: &mut Vec<WindowResult>,
+    ) {
+        // A count window spans its events' times: from the earliest to one past the latest.
+        // It is kept under start 0 while it fills, and reported with its real bounds.
+        if self.keys[id].windows.is_empty() {
+            let mut window = self.new_window(time.saturating_add(1));
+            window.earliest = time;
+            self.keys[id].windows.insert(0, window);
+            self.open += 1;
+        }
+        let state = &mut self.keys[id];
+        let window = state.windows.get_mut(&0).expect("one open count window");
+        window.end = window.end.max(time.saturating_add(1));
+        window.earliest = window.earliest.min(time);
+        Self::fold(&self.aggs, &self.values, window, time, order);
+        if window.events >= size {
+            let mut window = state.windows.remove(&0).expect("present");
+            self.open -= 1;
+            out.push(result(
+                &self.aggs,
+                &state.key,
+                window.earliest,
+                &mut window,
+                Firing::Final,
+            ));
+            self.release(id);
+        }
+    }
+
+    /// Frees the slot of key `id`, which holds no window any more, for another key: keys
+    /// come and go, and the engine must not grow with every key ever seen.
+    fn release(&mut self, id: usize) {
+        let key = std::mem::take(&mut self.keys[id].key);
+        self.ids.remove(&key);
+        self.free.push(id);
+    }
+
+    fn schedule(&mut self, id: usize, start: i64, end: i64) {
+        let at = end - 1;
+        if self.watermark != i64::MIN && at <= self.watermark {
+            // Already fired on arrival; only the purge is left.
+            self.timers
+                .entry(at.saturating_add(self.allowed_lateness))
+                .or_default()
+                .push((id, start, end, TimerKind::Purge));
+        } else {
+            self.timers
+                .entry(at)
+                .or_default()
+                .push((id, start, end, TimerKind::Fire));
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        id: usize,
+        start: i64,
+        end: i64,
+        what: TimerKind,
+        out: &mut Vec<WindowResult>,
+    ) {
+        let state = &mut self.keys[id];
+        // A session that merged since has other bounds: its own timer serves it.
+        let Some(window) = state.windows.get_mut(&start).filter(|w| w.end == end) else {
+            return;
+        };
+        if what == TimerKind::Fire && !window.fired {
+            window.fired = true;
+            window.changed = false;
+            out.push(result(&self.aggs, &state.key, start, window, Firing::Final));
+        }
+        if what == TimerKind::Purge || self.allowed_lateness == 0 {
+            state.windows.remove(&start);
+            self.open -= 1;
+            if state.windows.is_empty() {
+                self.release(id);
+            }
+        } else {
+            self.timers
+                .entry((end - 1).saturating_add(self.allowed_lateness))
+                .or_default()
+                .push((id, start, end, TimerKind::Purge));
+        }
+    }
+}
+
+fn result(
+    aggs: &[AggSpec],
+    key: &GroupKey,
+    start: i64,
+    window: &mut Window,
+    firing: Firing,
+) -> WindowResult {
+    WindowResult {
+        key: key.clone(),
+        start,
+        end: window.end,
+        values: aggs
+            .iter()
+            .zip(&mut window.accumulators)
+            .map(|(agg, acc)| acc.result(agg.kind))
+            .collect(),
+        events: window.events,
+        firing,
+    }
+}

@@ -1,0 +1,12 @@
+//! The window stage's engine: keyed event-time windows (tumbling, sliding, session,
+//! count) with watermarks, allowed lateness and built-in aggregations.
+
+mod aggregate;
+mod assign;
+mod engine;
+mod value;
+
+pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR};
+pub use assign::WindowKind;
+pub use engine::{Added, Firing, GroupKey, WindowEngine, WindowResult};
+pub use value::Scalar;

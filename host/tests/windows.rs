@@ -1,0 +1,371 @@
+//! The window engine against a brute-force reference on random keyed streams with
+//! out-of-order events: every window kind, every built-in aggregation, and lateness.
+
+use std::collections::{BTreeMap, HashMap};
+
+use proptest::prelude::*;
+use weir::operators::window::{
+    AggKind, AggSpec, Firing, PERCENTILE_RELATIVE_ERROR, Scalar, WindowEngine, WindowKind,
+    WindowResult,
+};
+
+/// One test event: key, event time, a number and a tag.
+#[derive(Debug, Clone)]
+struct Ev {
+    key: u8,
+    time: i64,
+    v: i64,
+    tag: u8,
+}
+
+fn payload(e: &Ev) -> Vec<u8> {
+    let value = rmpv::Value::Map(vec![
+        (rmpv::Value::from("v"), rmpv::Value::from(e.v)),
+        (
+            rmpv::Value::from("tag"),
+            rmpv::Value::from(format!("t{}", e.tag)),
+        ),
+    ]);
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &value).expect("encodes");
+    out
+}
+
+fn aggs() -> Vec<AggSpec> {
+    let agg = |name: &str, kind: AggKind, field: Option<&str>| AggSpec {
+        name: name.into(),
+        kind,
+        field: field.map(Into::into),
+    };
+    vec![
+        agg("count", AggKind::Count, None),
+        agg("sum", AggKind::Sum, Some("v")),
+        agg("avg", AggKind::Avg, Some("v")),
+        agg("min", AggKind::Min, Some("v")),
+        agg("max", AggKind::Max, Some("v")),
+        agg("first", AggKind::First, Some("tag")),
+        agg("last", AggKind::Last, Some("tag")),
+        agg("stddev", AggKind::Stddev, Some("v")),
+        agg("variance", AggKind::Variance, Some("v")),
+        agg("p90", AggKind::Percentile(0.9), Some("v")),
+        agg("median", AggKind::Percentile(0.5), Some("v")),
+        agg("distinct", AggKind::DistinctCount, Some("v")),
+        agg("top", AggKind::TopK(2), Some("tag")),
+    ]
+}
+
+/// A stream whose events are out of order by less than `disorder` ms: event `i` is at
+/// a non-decreasing base time plus a jitter below `disorder`.
+fn stream(disorder: i64) -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec(
+        (0u8..4, 0i64..40, 0i64..disorder, -500i64..500, 0u8..5),
+        1..300,
+    )
+    .prop_map(|raw| {
+        let mut base = 1_000;
+        raw.into_iter()
+            .map(|(key, step, jitter, v, tag)| {
+                base += step;
+                Ev {
+                    key,
+                    time: base + jitter,
+                    v,
+                    tag,
+                }
+            })
+            .collect()
+    })
+}
+
+fn kinds() -> impl Strategy<Value = WindowKind> {
+    prop_oneof![
+        (1i64..200).prop_map(|size| WindowKind::Tumbling { size }),
+        (1i64..6, 1i64..60).prop_map(|(n, slide)| WindowKind::Sliding {
+            size: slide * n,
+            slide
+        }),
+        (1i64..120, 1i64..60).prop_map(|(size, slide)| WindowKind::Sliding {
+            size: size.max(slide),
+            slide
+        }),
+        (1i64..80).prop_map(|gap| WindowKind::Session { gap }),
+        (1u64..20).prop_map(|size| WindowKind::Count { size }),
+    ]
+}
+
+/// The windows (start, end) of `kind` and the events (by index) in each, per key.
+fn reference_windows(kind: WindowKind, events: &[(usize, &Ev)]) -> Vec<(u8, i64, i64, Vec<usize>)> {
+    let mut by_key: BTreeMap<u8, Vec<(usize, &Ev)>> = BTreeMap::new();
+    for &(i, e) in events {
+        by_key.entry(e.key).or_default().push((i, e));
+    }
+    let mut out = Vec::new();
+    for (key, evs) in by_key {
+        match kind {
+            WindowKind::Tumbling { size } => {
+                let mut windows: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+                for &(i, e) in &evs {
+                    windows
+                        .entry(e.time.div_euclid(size) * size)
+                        .or_default()
+                        .push(i);
+                }
+                out.extend(windows.into_iter().map(|(s, v)| (key, s, s + size, v)));
+            }
+            WindowKind::Sliding { size, slide } => {
+                let mut windows: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+                for &(i, e) in &evs {
+                    // Every multiple of `slide` in (time - size, time].
+                    let lowest = (e.time - size).div_euclid(slide) * slide;
+                    let mut s = lowest;
+                    while s <= e.time {
+                        if s > e.time - size {
+                            windows.entry(s).or_default().push(i);
+                        }
+                        s += slide;
+                    }
+                }
+                out.extend(windows.into_iter().map(|(s, v)| (key, s, s + size, v)));
+            }
+            WindowKind::Session { gap } => {
+                let mut sorted = evs.clone();
+                sorted.sort_by_key(|(i, e)| (e.time, *i));
+                let mut current: Option<(i64, i64, Vec<usize>)> = None;
+                for (i, e) in sorted {
+                    current = match current {
+                        Some((s, end, mut members)) if e.time <= end => {
+                            members.push(i);
+                            Some((s, end.max(e.time + gap), members))
+                        }
+                        other => {
+                            if let Some((s, end, members)) = other {
+                                out.push((key, s, end, members));
+                            }
+                            Some((e.time, e.time + gap, vec![i]))
+                        }
+                    };
+                }
+                if let Some((s, end, members)) = current {
+                    out.push((key, s, end, members));
+                }
+            }
+            WindowKind::Count { size } => {
+                for chunk in evs.chunks(size as usize) {
+                    if chunk.len() == size as usize {
+                        let start = chunk.iter().map(|(_, e)| e.time).min().expect("full");
+                        let end = chunk.iter().map(|(_, e)| e.time).max().expect("full") + 1;
+                        out.push((key, start, end, chunk.iter().map(|(i, _)| *i).collect()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Checks one window's results against its events (given by index into `all`, which is
+/// in arrival order).
+fn check_values(result: &WindowResult, members: &[usize], all: &[Ev]) -> Result<(), TestCaseError> {
+    let evs: Vec<&Ev> = members.iter().map(|&i| &all[i]).collect();
+    let n = evs.len();
+    let vs: Vec<i64> = evs.iter().map(|e| e.v).collect();
+    let get = |i: usize| &result.values[i];
+    prop_assert_eq!(result.events, n as u64);
+    prop_assert_eq!(get(0).as_u64(), Some(n as u64), "count");
+    prop_assert_eq!(get(1).as_i64(), Some(vs.iter().sum::<i64>()), "sum");
+    let mean = vs.iter().sum::<i64>() as f64 / n as f64;
+    prop_assert!((get(2).as_f64().expect("avg") - mean).abs() < 1e-9, "avg");
+    prop_assert_eq!(get(3).as_f64(), vs.iter().min().map(|&m| m as f64), "min");
+    prop_assert_eq!(get(4).as_f64(), vs.iter().max().map(|&m| m as f64), "max");
+    // First and last by event time, ties by arrival (member order is arrival order).
+    let mut by_time: Vec<(i64, usize)> = members.iter().map(|&i| (all[i].time, i)).collect();
+    by_time.sort();
+    let tag = |i: usize| format!("t{}", all[i].tag);
+    let (first, last) = (tag(by_time[0].1), tag(by_time[n - 1].1));
+    prop_assert_eq!(get(5).as_str(), Some(first.as_str()), "first");
+    prop_assert_eq!(get(6).as_str(), Some(last.as_str()), "last");
+    if n >= 2 {
+        let variance = vs.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let got = get(8).as_f64().expect("variance");
+        prop_assert!(
+            (got - variance).abs() <= 1e-6 * variance.max(1.0),
+            "variance {got} vs {variance}"
+        );
+        let sd = get(7).as_f64().expect("stddev");
+        prop_assert!(
+            (sd - variance.sqrt()).abs() <= 1e-6 * variance.sqrt().max(1.0),
+            "stddev"
+        );
+    } else {
+        prop_assert!(
+            get(7).is_nil() && get(8).is_nil(),
+            "variance of one value is nil"
+        );
+    }
+    let mut sorted = vs.clone();
+    sorted.sort();
+    for (index, q) in [(9, 0.9), (10, 0.5)] {
+        let truth = if q >= 1.0 {
+            sorted[n - 1]
+        } else {
+            sorted[(q * (n as f64 - 1.0)) as usize]
+        } as f64;
+        let got = get(index).as_f64().expect("percentile");
+        prop_assert!(
+            (got - truth).abs() <= PERCENTILE_RELATIVE_ERROR * truth.abs() + 1e-9,
+            "p{q}: {got} vs {truth}"
+        );
+    }
+    let distinct = vs.iter().collect::<std::collections::HashSet<_>>().len() as f64;
+    let got = get(11).as_u64().expect("distinct") as f64;
+    prop_assert!(
+        (got - distinct).abs() <= (0.02 * distinct).max(1.0),
+        "distinct {got} vs {distinct}"
+    );
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for &i in members {
+        *counts.entry(tag(i)).or_default() += 1;
+    }
+    let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(2);
+    let got: Vec<(String, u64)> = get(12)
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|pair| {
+            let pair = pair.as_array().expect("pair");
+            (
+                pair[0].as_str().expect("tag").to_owned(),
+                pair[1].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    prop_assert_eq!(got, ranked, "top-k");
+    Ok(())
+}
+
+fn key_of(e: &Ev) -> Vec<Scalar> {
+    vec![Scalar::Int(i64::from(e.key))]
+}
+
+fn key_number(result: &WindowResult) -> u8 {
+    match result.key[0] {
+        Scalar::Int(k) => k as u8,
+        _ => panic!("int key"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Watermarks that trail the latest event time by the stream's disorder: no event is
+    /// late, and every window fires once with the reference's results.
+    #[test]
+    fn windows_fire_once_with_the_references_results(
+        kind in kinds(),
+        (disorder, events) in (1i64..50).prop_flat_map(|d| (Just(d), stream(d))),
+    ) {
+        let mut engine = WindowEngine::new(kind, aggs(), 0);
+        let mut out = Vec::new();
+        let mut max_seen = i64::MIN;
+        for e in &events {
+            prop_assert_eq!(engine.add(key_of(e), e.time, &payload(e), &mut out), weir::operators::window::Added::Accepted);
+            max_seen = max_seen.max(e.time);
+            engine.advance(max_seen - disorder, &mut out);
+        }
+        engine.advance(i64::MAX, &mut out);
+        let indexed: Vec<(usize, &Ev)> = events.iter().enumerate().collect();
+        let reference = reference_windows(kind, &indexed);
+        if matches!(kind, WindowKind::Count { .. }) {
+            // Count windows may share bounds; they fire in arrival order per key.
+            for key in 0..4u8 {
+                let got: Vec<&WindowResult> = out.iter().filter(|r| key_number(r) == key).collect();
+                let want: Vec<_> = reference.iter().filter(|w| w.0 == key).collect();
+                prop_assert_eq!(got.len(), want.len(), "count windows of key {}", key);
+                for (result, (_, start, end, members)) in got.into_iter().zip(want) {
+                    prop_assert_eq!((result.start, result.end), (*start, *end));
+                    check_values(result, members, &events)?;
+                }
+            }
+            return Ok(());
+        }
+        let mut fired: BTreeMap<(u8, i64, i64), &WindowResult> = BTreeMap::new();
+        for r in &out {
+            prop_assert_eq!(r.firing, Firing::Final);
+            let previous = fired.insert((key_number(r), r.start, r.end), r);
+            prop_assert!(previous.is_none(), "window fired twice: {:?}", r);
+        }
+        prop_assert_eq!(fired.len(), reference.len(), "windows: {:?} vs {:?}", fired.keys().collect::<Vec<_>>(), reference.iter().map(|w| (w.0, w.1, w.2)).collect::<Vec<_>>());
+        for (key, start, end, members) in &reference {
+            let result = fired.get(&(*key, *start, *end));
+            prop_assert!(result.is_some(), "missing window {key} [{start}, {end})");
+            check_values(result.expect("checked"), members, &events)?;
+        }
+        prop_assert_eq!(engine.open_windows(), 0);
+        prop_assert_eq!(engine.keys(), 0);
+    }
+
+    /// A watermark that runs ahead of the disorder: events whose every window is past the
+    /// allowed lateness are reported late; others update fired windows, and each window's
+    /// last result equals the reference over the events it accepted.
+    #[test]
+    fn late_events_update_windows_or_are_reported_late(
+        kind in prop_oneof![
+            (1i64..200).prop_map(|size| WindowKind::Tumbling { size }),
+            (1i64..6, 1i64..60).prop_map(|(n, slide)| WindowKind::Sliding { size: slide * n, slide }),
+        ],
+        events in stream(80),
+        lag in 0i64..40,
+        lateness in 0i64..60,
+    ) {
+        let mut engine = WindowEngine::new(kind, aggs(), lateness);
+        let mut out = Vec::new();
+        let mut max_seen = i64::MIN;
+        let mut accepted = Vec::new();
+        let mut windows = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            // The reference decision: late when every window is past end - 1 + lateness.
+            kind.assign(e.time, &mut windows);
+            let wm = engine.watermark();
+            let expect_late = wm != i64::MIN
+                && windows.iter().all(|&(_, end)| end - 1 + lateness <= wm);
+            let added = engine.add(key_of(e), e.time, &payload(e), &mut out);
+            prop_assert_eq!(added == weir::operators::window::Added::Late, expect_late);
+            if !expect_late {
+                accepted.push(i);
+            }
+            max_seen = max_seen.max(e.time);
+            engine.advance(max_seen - lag, &mut out);
+        }
+        engine.advance(i64::MAX, &mut out);
+        // Events accepted count in every window of theirs that was not past lateness
+        // at their arrival; windows past it dropped them. Rebuild that per window.
+        let mut last: BTreeMap<(u8, i64, i64), &WindowResult> = BTreeMap::new();
+        for r in &out {
+            prop_assert!(r.firing == Firing::Final || r.firing == Firing::Update);
+            last.insert((key_number(r), r.start, r.end), r);
+        }
+        for ((key, start, end), result) in &last {
+            // The members: accepted events of this key in this window; a member that came
+            // after the window was past lateness was not added to it.
+            let members: Vec<usize> = accepted
+                .iter()
+                .copied()
+                .filter(|&i| events[i].key == *key && events[i].time >= *start && events[i].time < *end)
+                .filter(|&i| included(&events, i, *end, lateness, lag))
+                .collect();
+            check_values(result, &members, &events)?;
+        }
+    }
+}
+
+/// Whether event `i` was folded into the window ending at `end`: the watermark at its
+/// arrival (replayed) had not passed `end - 1 + lateness`.
+fn included(events: &[Ev], i: usize, end: i64, lateness: i64, lag: i64) -> bool {
+    let max_before = events[..i].iter().map(|e| e.time).max();
+    match max_before {
+        None => true,
+        Some(m) => end - 1 + lateness > m - lag,
+    }
+}
