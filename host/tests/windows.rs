@@ -270,7 +270,7 @@ proptest! {
         let mut out = Vec::new();
         let mut max_seen = i64::MIN;
         for e in &events {
-            prop_assert_eq!(engine.add(key_of(e), e.time, &payload(e), &mut out), weir::operators::window::Added::Accepted);
+            prop_assert_eq!(engine.add(&key_of(e), e.time, &payload(e), &mut out), weir::operators::window::Added::Accepted);
             max_seen = max_seen.max(e.time);
             engine.advance(max_seen - disorder, &mut out);
         }
@@ -330,7 +330,7 @@ proptest! {
             let wm = engine.watermark();
             let expect_late = wm != i64::MIN
                 && windows.iter().all(|&(_, end)| end - 1 + lateness <= wm);
-            let added = engine.add(key_of(e), e.time, &payload(e), &mut out);
+            let added = engine.add(&key_of(e), e.time, &payload(e), &mut out);
             prop_assert_eq!(added == weir::operators::window::Added::Late, expect_late);
             if !expect_late {
                 accepted.push(i);

@@ -92,7 +92,7 @@ pub struct WindowEngine {
     kind: WindowKind,
     aggs: Vec<AggSpec>,
     allowed_lateness: i64,
-    ids: HashMap<GroupKey, usize>,
+    ids: HashMap<GroupKey, usize, foldhash::fast::RandomState>,
     keys: Vec<KeyState>,
     /// Slots of `keys` whose key left (no windows).
     free: Vec<usize>,
@@ -102,17 +102,32 @@ pub struct WindowEngine {
     arrivals: u64,
     open: usize,
     scratch: Vec<(i64, i64)>,
+    /// The distinct fields the aggregations read, and which one each reads.
+    fields: Vec<String>,
+    field_of: Vec<Option<usize>>,
+    /// This event's value of each field.
     values: Vec<Scalar>,
 }
 
 impl WindowEngine {
     /// An engine with no state.
     pub fn new(kind: WindowKind, aggs: Vec<AggSpec>, allowed_lateness: i64) -> Self {
+        let mut fields: Vec<String> = Vec::new();
+        let field_of = aggs
+            .iter()
+            .map(|agg| {
+                let field = agg.field.as_ref()?;
+                Some(fields.iter().position(|f| f == field).unwrap_or_else(|| {
+                    fields.push(field.clone());
+                    fields.len() - 1
+                }))
+            })
+            .collect();
         Self {
             kind,
             aggs,
             allowed_lateness: allowed_lateness.max(0),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             keys: Vec::new(),
             free: Vec::new(),
             timers: BTreeMap::new(),
@@ -120,6 +135,8 @@ impl WindowEngine {
             arrivals: 0,
             open: 0,
             scratch: Vec::new(),
+            fields,
+            field_of,
             values: Vec::new(),
         }
     }
@@ -144,7 +161,7 @@ impl WindowEngine {
     /// window) go to `out`.
     pub fn add(
         &mut self,
-        key: GroupKey,
+        key: &[Scalar],
         time: i64,
         payload: &[u8],
         out: &mut Vec<WindowResult>,
@@ -152,11 +169,8 @@ impl WindowEngine {
         self.arrivals += 1;
         let order = self.arrivals;
         self.values.clear();
-        for agg in &self.aggs {
-            self.values.push(match &agg.field {
-                Some(field) => Scalar::lookup(payload, field),
-                None => Scalar::Bool(true),
-            });
+        for field in &self.fields {
+            self.values.push(Scalar::lookup(payload, field));
         }
         match self.kind {
             WindowKind::Count { size } => {
@@ -181,7 +195,7 @@ impl WindowEngine {
                     if self.past_lateness(end) {
                         continue;
                     }
-                    let id = *id.get_or_insert_with(|| self.id(key.clone()));
+                    let id = *id.get_or_insert_with(|| self.id(key));
                     accepted = true;
                     self.add_to_window(id, start, end, time, order, out);
                 }
@@ -225,24 +239,24 @@ impl WindowEngine {
         }
     }
 
-    fn id(&mut self, key: GroupKey) -> usize {
-        if let Some(&id) = self.ids.get(&key) {
+    fn id(&mut self, key: &[Scalar]) -> usize {
+        if let Some(&id) = self.ids.get(key) {
             return id;
         }
         let id = match self.free.pop() {
             Some(id) => {
-                self.keys[id].key = key.clone();
+                self.keys[id].key = key.to_vec();
                 id
             }
             None => {
                 self.keys.push(KeyState {
-                    key: key.clone(),
+                    key: key.to_vec(),
                     windows: BTreeMap::new(),
                 });
                 self.keys.len() - 1
             }
         };
-        self.ids.insert(key, id);
+        self.ids.insert(key.to_vec(), id);
         id
     }
 
@@ -263,8 +277,17 @@ impl WindowEngine {
         }
     }
 
-    fn fold(aggs: &[AggSpec], values: &[Scalar], window: &mut Window, time: i64, order: u64) {
-        for ((agg, acc), value) in aggs.iter().zip(&mut window.accumulators).zip(values) {
+    fn fold(
+        aggs: &[AggSpec],
+        field_of: &[Option<usize>],
+        values: &[Scalar],
+        window: &mut Window,
+        time: i64,
+        order: u64,
+    ) {
+        const PRESENT: Scalar = Scalar::Bool(true);
+        for ((agg, acc), field) in aggs.iter().zip(&mut window.accumulators).zip(field_of) {
+            let value = field.map_or(&PRESENT, |f| &values[f]);
             acc.add(agg.kind, value, time, order);
         }
         window.events += 1;
@@ -288,7 +311,14 @@ impl WindowEngine {
         }
         let state = &mut self.keys[id];
         let window = state.windows.get_mut(&start).expect("inserted above");
-        Self::fold(&self.aggs, &self.values, window, time, order);
+        Self::fold(
+            &self.aggs,
+            &self.field_of,
+            &self.values,
+            window,
+            time,
+            order,
+        );
         if self.watermark != i64::MIN && end - 1 <= self.watermark {
             // The watermark passed this window already: an update, at once.
             window.fired = true;
@@ -338,7 +368,14 @@ impl WindowEngine {
             merged.fired |= window.fired;
         }
         merged.end = end;
-        Self::fold(&self.aggs, &self.values, &mut merged, time, order);
+        Self::fold(
+            &self.aggs,
+            &self.field_of,
+            &self.values,
+            &mut merged,
+            time,
+            order,
+        );
         let passed = self.watermark != i64::MIN && end - 1 <= self.watermark;
         if passed {
             merged.fired = true;
@@ -376,7 +413,14 @@ impl WindowEngine {
         let window = state.windows.get_mut(&0).expect("one open count window");
         window.end = window.end.max(time.saturating_add(1));
         window.earliest = window.earliest.min(time);
-        Self::fold(&self.aggs, &self.values, window, time, order);
+        Self::fold(
+            &self.aggs,
+            &self.field_of,
+            &self.values,
+            window,
+            time,
+            order,
+        );
         if window.events >= size {
             let mut window = state.windows.remove(&0).expect("present");
             self.open -= 1;
