@@ -2,9 +2,11 @@
 //! session windows that join), and the value each gives when its window fires.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasher;
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
+use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 use super::value::Scalar;
@@ -16,9 +18,18 @@ pub const PERCENTILE_RELATIVE_ERROR: f64 = 0.01;
 /// 0.8 %; below a few thousand distinct values the sparse form is close to exact.
 const DISTINCT_PRECISION: u8 = 14;
 
-/// Hashes distinct values the same way in every process, so a sketch restored from a
-/// checkpoint goes on counting the same values as the same.
-type StableHasher = BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+/// Hashes distinct values the same way in every process (SipHash with fixed keys), so a
+/// sketch restored from a checkpoint goes on counting the same values as the same.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct StableHasher;
+
+impl BuildHasher for StableHasher {
+    type Hasher = DefaultHasher;
+
+    fn build_hasher(&self) -> DefaultHasher {
+        DefaultHasher::new()
+    }
+}
 
 /// What an aggregation computes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +73,7 @@ pub struct AggSpec {
 }
 
 /// The running state of one aggregation in one window.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum Accumulator {
     /// Count.
     Count(u64),
@@ -112,7 +123,7 @@ impl Accumulator {
             },
             AggKind::Percentile(_) => Self::Sketch(sketch()),
             AggKind::DistinctCount => Self::Distinct(Box::new(
-                HyperLogLogPlus::new(DISTINCT_PRECISION, StableHasher::default())
+                HyperLogLogPlus::new(DISTINCT_PRECISION, StableHasher)
                     .expect("precision 14 is valid"),
             )),
             AggKind::TopK(_) => Self::Frequencies(HashMap::new()),

@@ -8,6 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use super::aggregate::{Accumulator, AggSpec};
 use super::assign::WindowKind;
 use super::value::Scalar;
@@ -64,6 +66,7 @@ pub enum Added {
     Late,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Window {
     end: i64,
     accumulators: Vec<Accumulator>,
@@ -85,6 +88,15 @@ struct KeyState {
     key: GroupKey,
     /// Open windows by start. Session windows never overlap, so the start names one.
     windows: BTreeMap<i64, Window>,
+}
+
+/// What a checkpoint keeps of an engine: the watermark, the arrival counter and every
+/// key's windows. Timers are made again from the windows.
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    watermark: i64,
+    arrivals: u64,
+    keys: Vec<(GroupKey, Vec<(i64, Window)>)>,
 }
 
 /// The windows of every key of one stage worker.
@@ -154,6 +166,80 @@ impl WindowEngine {
     /// Keys with state.
     pub fn keys(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The engine's whole state as bytes, for a checkpoint.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let keys = self
+            .ids
+            .values()
+            .map(|&id| {
+                let state = &self.keys[id];
+                let windows = state
+                    .windows
+                    .iter()
+                    .map(|(&start, w)| (start, w.clone()))
+                    .collect();
+                (state.key.clone(), windows)
+            })
+            .collect();
+        let snapshot = Snapshot {
+            watermark: self.watermark,
+            arrivals: self.arrivals,
+            keys,
+        };
+        rmp_serde::to_vec(&snapshot).expect("window state serializes")
+    }
+
+    /// Replaces the engine's state with a [`snapshot`](Self::snapshot) of an engine of the
+    /// same configuration.
+    ///
+    /// # Errors
+    /// Bytes that are not such a snapshot, or windows whose aggregations are not this
+    /// engine's (the configuration changed).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let snapshot: Snapshot =
+            rmp_serde::from_slice(bytes).map_err(|e| format!("window state: {e}"))?;
+        if let Some((_, w)) = snapshot.keys.iter().flat_map(|(_, ws)| ws).next()
+            && w.accumulators.len() != self.aggs.len()
+        {
+            return Err(format!(
+                "window state holds {} aggregations per window, the stage has {}",
+                w.accumulators.len(),
+                self.aggs.len()
+            ));
+        }
+        *self = Self::new(
+            self.kind,
+            std::mem::take(&mut self.aggs),
+            self.allowed_lateness,
+        );
+        self.watermark = snapshot.watermark;
+        self.arrivals = snapshot.arrivals;
+        for (key, windows) in snapshot.keys {
+            let id = self.id(&key);
+            for (start, window) in windows {
+                let (end, fired) = (window.end, window.fired);
+                self.keys[id].windows.insert(start, window);
+                self.open += 1;
+                if matches!(self.kind, WindowKind::Count { .. }) {
+                    continue;
+                }
+                let (at, what) = if fired {
+                    (
+                        (end - 1).saturating_add(self.allowed_lateness),
+                        TimerKind::Purge,
+                    )
+                } else {
+                    (end - 1, TimerKind::Fire)
+                };
+                self.timers
+                    .entry(at)
+                    .or_default()
+                    .push((id, start, end, what));
+            }
+        }
+        Ok(())
     }
 
     /// Folds in one event of `key` at event time `time` with `payload` (a MessagePack

@@ -2,13 +2,15 @@
 
 use std::hash::{Hash, Hasher};
 
+use serde::{Deserialize, Serialize};
 use weir_plugin_sdk::msgpack::{self, Value};
 
 /// One field's value, owned. Floats compare and hash by their bits, so a value can be a
 /// grouping key or a distinct/top-k item.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub enum Scalar {
     /// Missing or `nil`.
+    #[default]
     Nil,
     /// A boolean.
     Bool(bool),
