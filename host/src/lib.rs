@@ -22,3 +22,4 @@ pub mod metrics;
 pub mod operators;
 pub mod pipeline;
 pub mod plugins;
+pub mod state;
