@@ -19,8 +19,6 @@ mod measure;
 mod support;
 
 use std::collections::VecDeque;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -33,23 +31,7 @@ const EVENTS: u64 = 500_000;
 const BARE_IN_FLIGHT: usize = 4096;
 
 fn server() -> String {
-    if let Ok(url) = std::env::var("WEIR_NATS_URL") {
-        return url;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nats-server.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .output()
-        .expect("server script");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    weir_e2e::broker_address("WEIR_NATS_URL", "nats-server.sh")
 }
 
 fn unique(prefix: &str) -> String {

@@ -17,8 +17,6 @@
 mod measure;
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use measure::{measured, medians, pipeline_rate, print_row, rounds};
@@ -34,23 +32,7 @@ const EVENTS: u64 = 1_000_000;
 const PARTITIONS: i32 = 4;
 
 fn brokers() -> String {
-    if let Ok(b) = std::env::var("WEIR_KAFKA_BROKERS") {
-        return b;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-broker.sh");
-    let out = Command::new(script)
-        .arg("start")
-        .output()
-        .expect("broker script");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    weir_e2e::broker_address("WEIR_KAFKA_BROKERS", "kafka-broker.sh")
 }
 
 fn unique(prefix: &str) -> String {

@@ -41,3 +41,30 @@ pub fn weir_binary() -> PathBuf {
     );
     binary
 }
+
+/// What `scripts/SCRIPT ARG` prints, trimmed; fails with the script's error output when it
+/// fails.
+pub fn script_output(script: &str, arg: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(script);
+    let out = std::process::Command::new(&path)
+        .arg(arg)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        out.status.success(),
+        "scripts/{script} {arg}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// A test broker's address: `$VAR` when set (scripts/test.sh sets it), else what
+/// `scripts/SCRIPT start` prints, which starts the broker or finds it running.
+pub fn broker_address(var: &str, script: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| script_output(script, "start"))
+}

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -14,43 +13,15 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-broker.sh")
-}
-
 /// The broker's `host:port`: `$WEIR_KAFKA_BROKERS` (set by scripts/test.sh), else the one
 /// `scripts/kafka-broker.sh start` starts (or finds running).
 pub fn brokers() -> String {
-    if let Ok(brokers) = std::env::var("WEIR_KAFKA_BROKERS") {
-        return brokers;
-    }
-    let out = Command::new(script())
-        .arg("start")
-        .output()
-        .expect("scripts/kafka-broker.sh runs");
-    assert!(
-        out.status.success(),
-        "cannot start the test broker: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
+    weir_e2e::broker_address("WEIR_KAFKA_BROKERS", "kafka-broker.sh")
 }
 
 /// The broker binary, for tests that start and stop a broker of their own.
 pub fn broker_binary() -> PathBuf {
-    let out = Command::new(script())
-        .arg("install")
-        .output()
-        .expect("scripts/kafka-broker.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).expect("utf-8").trim())
+    PathBuf::from(weir_e2e::script_output("kafka-broker.sh", "install"))
 }
 
 /// A name no other test or run uses.

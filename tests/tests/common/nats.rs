@@ -3,7 +3,7 @@
 //! of a whole stream.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,30 +11,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/nats-server.sh")
-}
-
-fn script_output(arg: &str) -> String {
-    let out = Command::new(script())
-        .arg(arg)
-        .output()
-        .expect("scripts/nats-server.sh runs");
-    assert!(
-        out.status.success(),
-        "scripts/nats-server.sh {arg}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
 /// The server's URL: `$WEIR_NATS_URL` (set by scripts/test.sh), else the one
 /// `scripts/nats-server.sh start` starts (or finds running).
 pub fn server() -> String {
-    std::env::var("WEIR_NATS_URL").unwrap_or_else(|_| script_output("start"))
+    weir_e2e::broker_address("WEIR_NATS_URL", "nats-server.sh")
 }
 
 /// A server of a test's own, on a fixed port and store, to stop and start again.
@@ -63,7 +43,7 @@ impl OwnServer {
 
     /// Starts the server (again), on the same port and store.
     pub fn up(&mut self) {
-        let child = Command::new(script_output("install"))
+        let child = Command::new(weir_e2e::script_output("nats-server.sh", "install"))
             .args([
                 "-js",
                 "-a",
