@@ -435,3 +435,48 @@ fn a_snapshot_of_other_aggregations_is_refused() {
     assert!(error.contains("13 aggregations"), "{error}");
     assert!(other.restore(b"not a snapshot").is_err());
 }
+
+#[test]
+fn early_firings_give_partial_results_of_changed_windows_only() {
+    let count = vec![AggSpec {
+        name: "n".into(),
+        kind: AggKind::Count,
+        field: None,
+    }];
+    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: 100 }, count, 0);
+    let mut out = Vec::new();
+    let at = |time: i64, key: u8| Ev {
+        key,
+        time,
+        v: 1,
+        tag: 0,
+    };
+    for e in [at(10, 1), at(20, 1), at(30, 2)] {
+        engine.add(&key_of(&e), e.time, &payload(&e), &mut out);
+    }
+    engine.fire_early(&mut out);
+    let early: Vec<(u8, u64)> = out
+        .iter()
+        .map(|r| {
+            assert_eq!(r.firing, Firing::Early);
+            (key_number(r), r.values[0].as_u64().expect("count"))
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(early, [(1, 2), (2, 1)]);
+    out.clear();
+    // Nothing changed since: no early results.
+    engine.fire_early(&mut out);
+    assert!(out.is_empty());
+    let e = at(40, 1);
+    engine.add(&key_of(&e), e.time, &payload(&e), &mut out);
+    engine.fire_early(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!((key_number(&out[0]), out[0].values[0].as_u64()), (1, Some(3)));
+    out.clear();
+    // The final results still come, once, when the watermark passes.
+    engine.advance(99, &mut out);
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|r| r.firing == Firing::Final));
+}

@@ -87,7 +87,56 @@ enum TimerKind {
 struct KeyState {
     key: GroupKey,
     /// Open windows by start. Session windows never overlap, so the start names one.
-    windows: BTreeMap<i64, Window>,
+    windows: Windows,
+}
+
+/// A key's open windows, sorted by start. A key holds few at once (size / slide, plus
+/// those the disorder keeps open), so a sorted vector beats a tree node per key.
+#[derive(Default)]
+struct Windows(Vec<(i64, Window)>);
+
+impl Windows {
+    fn position(&self, start: i64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&start, |(s, _)| *s)
+    }
+
+    fn contains_key(&self, start: &i64) -> bool {
+        self.position(*start).is_ok()
+    }
+
+    fn get_mut(&mut self, start: &i64) -> Option<&mut Window> {
+        let at = self.position(*start).ok()?;
+        Some(&mut self.0[at].1)
+    }
+
+    fn insert(&mut self, start: i64, window: Window) {
+        match self.position(start) {
+            Ok(at) => self.0[at].1 = window,
+            Err(at) => self.0.insert(at, (start, window)),
+        }
+    }
+
+    fn remove(&mut self, start: &i64) -> Option<Window> {
+        let at = self.position(*start).ok()?;
+        Some(self.0.remove(at).1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&i64, &Window)> {
+        self.0.iter().map(|(s, w)| (s, w))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&i64, &mut Window)> {
+        self.0.iter_mut().map(|(s, w)| (&*s, w))
+    }
+
+    /// Windows starting at or before `start`.
+    fn up_to(&self, start: i64) -> impl Iterator<Item = (&i64, &Window)> {
+        self.iter().take_while(move |(s, _)| **s <= start)
+    }
 }
 
 /// What a checkpoint keeps of an engine: the watermark, the arrival counter and every
@@ -316,7 +365,7 @@ impl WindowEngine {
     /// early firing.
     pub fn fire_early(&mut self, out: &mut Vec<WindowResult>) {
         for state in &mut self.keys {
-            for (&start, window) in &mut state.windows {
+            for (&start, window) in state.windows.iter_mut() {
                 if window.changed && !window.fired {
                     window.changed = false;
                     out.push(result(&self.aggs, &state.key, start, window, Firing::Early));
@@ -337,7 +386,7 @@ impl WindowEngine {
             None => {
                 self.keys.push(KeyState {
                     key: key.to_vec(),
-                    windows: BTreeMap::new(),
+                    windows: Windows::default(),
                 });
                 self.keys.len() - 1
             }
@@ -433,7 +482,7 @@ impl WindowEngine {
         // Sessions that touch or overlap the new one join it.
         let joining: Vec<i64> = state
             .windows
-            .range(..=end)
+            .up_to(end)
             .filter(|(_, w)| w.end >= start)
             .map(|(&s, _)| s)
             .collect();
