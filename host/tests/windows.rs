@@ -473,7 +473,10 @@ fn early_firings_give_partial_results_of_changed_windows_only() {
     engine.add(&key_of(&e), e.time, &payload(&e), &mut out);
     engine.fire_early(&mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!((key_number(&out[0]), out[0].values[0].as_u64()), (1, Some(3)));
+    assert_eq!(
+        (key_number(&out[0]), out[0].values[0].as_u64()),
+        (1, Some(3))
+    );
     out.clear();
     // The final results still come, once, when the watermark passes.
     engine.advance(99, &mut out);
