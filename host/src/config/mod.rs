@@ -25,6 +25,7 @@ mod load;
 mod model;
 mod nats;
 mod validate;
+mod window;
 
 pub use duration::Duration;
 pub use kafka::{
@@ -37,3 +38,4 @@ pub use nats::{
     NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
 };
 pub use validate::{MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
+pub use window::{Aggregations, LatePolicy, WindowShape, WindowStageConfig};
