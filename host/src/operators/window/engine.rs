@@ -66,7 +66,7 @@ pub enum Added {
     Late,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct Window {
     end: i64,
     accumulators: Vec<Accumulator>,
@@ -141,7 +141,7 @@ impl Windows {
 
 /// What a checkpoint keeps of an engine: the watermark, the arrival counter and every
 /// key's windows. Timers are made again from the windows.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
     watermark: i64,
     arrivals: u64,
@@ -219,25 +219,27 @@ impl WindowEngine {
 
     /// The engine's whole state as bytes, for a checkpoint.
     pub fn snapshot(&self) -> Vec<u8> {
+        // Written from borrows, read back into `Snapshot`: the same encoding, no copy.
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            watermark: i64,
+            arrivals: u64,
+            keys: Vec<(&'a GroupKey, &'a [(i64, Window)])>,
+        }
         let keys = self
             .ids
             .values()
             .map(|&id| {
                 let state = &self.keys[id];
-                let windows = state
-                    .windows
-                    .iter()
-                    .map(|(&start, w)| (start, w.clone()))
-                    .collect();
-                (state.key.clone(), windows)
+                (&state.key, state.windows.0.as_slice())
             })
             .collect();
-        let snapshot = Snapshot {
+        let snapshot = SnapshotRef {
             watermark: self.watermark,
             arrivals: self.arrivals,
             keys,
         };
-        rmp_serde::to_vec(&snapshot).expect("window state serializes")
+        postcard::to_allocvec(&snapshot).expect("window state serializes")
     }
 
     /// Replaces the engine's state with a [`snapshot`](Self::snapshot) of an engine of the
@@ -248,7 +250,7 @@ impl WindowEngine {
     /// engine's (the configuration changed).
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let snapshot: Snapshot =
-            rmp_serde::from_slice(bytes).map_err(|e| format!("window state: {e}"))?;
+            postcard::from_bytes(bytes).map_err(|e| format!("window state: {e}"))?;
         if let Some((_, w)) = snapshot.keys.iter().flat_map(|(_, ws)| ws).next()
             && w.accumulators.len() != self.aggs.len()
         {
