@@ -1,0 +1,117 @@
+//! The watermark of a stage fed by several inputs: each input's latest event time less the
+//! allowed out-of-orderness, the minimum over the inputs that are not idle.
+//!
+//! An input with no event for `idle_timeout` stops holding the watermark back. When every
+//! input is idle, event time is taken to go on with the wall clock from the latest event,
+//! so the last windows of a stream that went quiet still close.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+struct InputClock {
+    latest: i64,
+    seen_at: Instant,
+}
+
+/// Tracks the event time of each input and derives the stage's watermark.
+pub struct WatermarkTracker<I> {
+    out_of_orderness: i64,
+    idle_timeout: Duration,
+    inputs: HashMap<I, InputClock>,
+    watermark: i64,
+}
+
+impl<I: Hash + Eq> WatermarkTracker<I> {
+    /// A tracker with no input seen yet; its watermark is `i64::MIN`.
+    pub fn new(out_of_orderness: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            out_of_orderness: i64::try_from(out_of_orderness.as_millis()).unwrap_or(i64::MAX),
+            idle_timeout,
+            inputs: HashMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+
+    /// Notes an event of `input` at event time `time`, seen at `now`.
+    pub fn observe(&mut self, input: I, time: i64, now: Instant) {
+        let clock = self.inputs.entry(input).or_insert(InputClock {
+            latest: time,
+            seen_at: now,
+        });
+        clock.latest = clock.latest.max(time);
+        clock.seen_at = now;
+    }
+
+    /// The watermark at `now`; it never goes back.
+    pub fn watermark(&mut self, now: Instant) -> i64 {
+        let active = self
+            .inputs
+            .values()
+            .filter(|c| now.saturating_duration_since(c.seen_at) < self.idle_timeout)
+            .map(|c| c.latest)
+            .min();
+        let candidate = match active {
+            Some(latest) => latest.saturating_sub(self.out_of_orderness),
+            None => match self.inputs.values().max_by_key(|c| c.latest) {
+                // All idle: event time goes on with the wall clock since the idle timeout.
+                Some(c) => {
+                    let idle_for = now.saturating_duration_since(c.seen_at) - self.idle_timeout;
+                    c.latest
+                        .saturating_sub(self.out_of_orderness)
+                        .saturating_add(i64::try_from(idle_for.as_millis()).unwrap_or(i64::MAX))
+                }
+                None => i64::MIN,
+            },
+        };
+        self.watermark = self.watermark.max(candidate);
+        self.watermark
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_slowest_active_input_holds_the_watermark() {
+        let start = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_millis(500), 10 * SECOND);
+        assert_eq!(w.watermark(start), i64::MIN);
+        w.observe("a", 10_000, start);
+        w.observe("b", 4_000, start);
+        assert_eq!(w.watermark(start), 3_500);
+        w.observe("b", 12_000, start);
+        assert_eq!(w.watermark(start), 9_500);
+        // An older event does not move an input's clock back, nor the watermark.
+        w.observe("a", 1_000, start);
+        assert_eq!(w.watermark(start), 9_500);
+    }
+
+    #[test]
+    fn an_idle_input_stops_holding_it_back() {
+        let start = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
+        w.observe("quiet", 1_000, start);
+        w.observe("busy", 5_000, start);
+        assert_eq!(w.watermark(start), 1_000);
+        let later = start + 11 * SECOND;
+        w.observe("busy", 20_000, later);
+        assert_eq!(w.watermark(later), 20_000, "the quiet input is idle");
+        // It comes back behind: the watermark does not go back.
+        w.observe("quiet", 2_000, later);
+        assert_eq!(w.watermark(later), 20_000);
+    }
+
+    #[test]
+    fn when_every_input_is_idle_event_time_follows_the_clock() {
+        let start = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::from_millis(100), 10 * SECOND);
+        w.observe(0, 50_000, start);
+        assert_eq!(w.watermark(start + 5 * SECOND), 49_900);
+        assert_eq!(w.watermark(start + 10 * SECOND), 49_900);
+        assert_eq!(w.watermark(start + 13 * SECOND), 52_900);
+    }
+}
