@@ -483,3 +483,76 @@ fn early_firings_give_partial_results_of_changed_windows_only() {
     assert_eq!(out.len(), 2);
     assert!(out.iter().all(|r| r.firing == Firing::Final));
 }
+
+#[test]
+fn state_limits_refuse_events_and_say_which_limit() {
+    use weir::operators::window::{Added, Limit};
+    let count = || {
+        vec![AggSpec {
+            name: "n".into(),
+            kind: AggKind::Count,
+            field: None,
+        }]
+    };
+    let at = |time: i64, key: u8| Ev {
+        key,
+        time,
+        v: 1,
+        tag: 0,
+    };
+    let mut out = Vec::new();
+
+    let mut keys =
+        WindowEngine::new(WindowKind::Tumbling { size: 100 }, count(), 0).with_limits(2, 1_000);
+    for (e, want) in [
+        (at(10, 1), Added::Accepted),
+        (at(20, 2), Added::Accepted),
+        (at(30, 3), Added::Full(Limit::Keys(2))),
+        (at(40, 1), Added::Accepted),
+    ] {
+        assert_eq!(keys.add(&key_of(&e), e.time, &payload(&e), &mut out), want);
+    }
+    assert_eq!(
+        Limit::Keys(2).to_string(),
+        "window state is full: 2 keys hold open windows (max_keys)"
+    );
+    // Once the windows fire, their keys leave and others may come.
+    keys.advance(99, &mut out);
+    assert_eq!(out.len(), 2, "only the accepted events counted: {out:?}");
+    assert_eq!(
+        out.iter()
+            .map(|r| r.values[0].as_u64())
+            .sum::<Option<u64>>(),
+        Some(3)
+    );
+    let e = at(130, 3);
+    assert_eq!(
+        keys.add(&key_of(&e), e.time, &payload(&e), &mut out),
+        Added::Accepted
+    );
+
+    // Sliding windows of 30 every 10: an event opens up to three.
+    let mut windows = WindowEngine::new(
+        WindowKind::Sliding {
+            size: 30,
+            slide: 10,
+        },
+        count(),
+        0,
+    )
+    .with_limits(100, 4);
+    for (e, want) in [
+        (at(5, 1), Added::Accepted),
+        (at(15, 1), Added::Accepted),
+        (at(16, 1), Added::Accepted),
+        (at(25, 1), Added::Full(Limit::Windows(4))),
+        (at(7, 2), Added::Full(Limit::Windows(4))),
+    ] {
+        assert_eq!(
+            windows.add(&key_of(&e), e.time, &payload(&e), &mut out),
+            want,
+            "{e:?}"
+        );
+    }
+    assert_eq!(windows.open_windows(), 4);
+}

@@ -64,6 +64,32 @@ pub enum Added {
     Accepted,
     /// Every window it falls in is past its allowed lateness.
     Late,
+    /// Taking it would exceed a limit of the state; nothing was changed.
+    Full(Limit),
+}
+
+/// A bound on a window stage's state, which it refuses events beyond rather than grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// At most this many keys with open windows.
+    Keys(usize),
+    /// At most this many open windows over all keys.
+    Windows(usize),
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keys(n) => write!(
+                f,
+                "window state is full: {n} keys hold open windows (max_keys)"
+            ),
+            Self::Windows(n) => write!(
+                f,
+                "window state is full: {n} windows are open (max_windows)"
+            ),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,6 +188,8 @@ pub struct WindowEngine {
     watermark: i64,
     arrivals: u64,
     open: usize,
+    max_keys: usize,
+    max_windows: usize,
     scratch: Vec<(i64, i64)>,
     /// The distinct fields the aggregations read, and which one each reads.
     fields: Vec<String>,
@@ -195,11 +223,21 @@ impl WindowEngine {
             watermark: i64::MIN,
             arrivals: 0,
             open: 0,
+            max_keys: usize::MAX,
+            max_windows: usize::MAX,
             scratch: Vec::new(),
             fields,
             field_of,
             values: Vec::new(),
         }
+    }
+
+    /// Bounds the state: events that would make more than `max_keys` keys or more than
+    /// `max_windows` open windows are refused with [`Added::Full`].
+    pub fn with_limits(mut self, max_keys: usize, max_windows: usize) -> Self {
+        self.max_keys = max_keys;
+        self.max_windows = max_windows;
+        self
     }
 
     /// The watermark the engine has seen.
@@ -303,6 +341,9 @@ impl WindowEngine {
         payload: &[u8],
         out: &mut Vec<WindowResult>,
     ) -> Added {
+        if let Some(limit) = self.over_limit(key, time) {
+            return Added::Full(limit);
+        }
         self.arrivals += 1;
         let order = self.arrivals;
         self.values.clear();
@@ -374,6 +415,36 @@ impl WindowEngine {
                 }
             }
         }
+    }
+
+    /// The limit taking an event of `key` at `time` would break, if any.
+    fn over_limit(&mut self, key: &[Scalar], time: i64) -> Option<Limit> {
+        let id = self.ids.get(key).copied();
+        if id.is_none() && self.ids.len() >= self.max_keys {
+            return Some(Limit::Keys(self.max_keys));
+        }
+        if self.max_windows == usize::MAX {
+            return None;
+        }
+        let windows = id.map(|id| &self.keys[id].windows);
+        let new = match self.kind {
+            WindowKind::Count { .. } => usize::from(windows.is_none_or(Windows::is_empty)),
+            WindowKind::Session { gap } => {
+                let end = time.saturating_add(gap);
+                let joins = windows.is_some_and(|w| w.up_to(end).any(|(_, w)| w.end >= time));
+                usize::from(!joins)
+            }
+            kind => {
+                kind.assign(time, &mut self.scratch);
+                self.scratch
+                    .iter()
+                    .filter(|&&(start, end)| {
+                        !self.past_lateness(end) && !windows.is_some_and(|w| w.contains_key(&start))
+                    })
+                    .count()
+            }
+        };
+        (self.open + new > self.max_windows).then_some(Limit::Windows(self.max_windows))
     }
 
     fn id(&mut self, key: &[Scalar]) -> usize {

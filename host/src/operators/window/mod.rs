@@ -10,6 +10,6 @@ mod watermark;
 
 pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR};
 pub use assign::WindowKind;
-pub use engine::{Added, Firing, GroupKey, WindowEngine, WindowResult};
+pub use engine::{Added, Firing, GroupKey, Limit, WindowEngine, WindowResult};
 pub use value::Scalar;
 pub use watermark::WatermarkTracker;
