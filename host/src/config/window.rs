@@ -229,6 +229,21 @@ pub struct WindowStageConfig {
     pub late: LatePolicy,
     /// The named results of each window.
     pub aggregations: Aggregations,
+    /// At most this many keys with open windows per worker; events beyond go where `late`
+    /// events go, with the reason.
+    #[serde(default = "max_keys")]
+    pub max_keys: usize,
+    /// At most this many open windows per worker, likewise.
+    #[serde(default = "max_windows")]
+    pub max_windows: usize,
+}
+
+fn max_keys() -> usize {
+    1_000_000
+}
+
+fn max_windows() -> usize {
+    4_000_000
 }
 
 fn zero() -> Duration {
@@ -282,6 +297,7 @@ aggregations = { n = "count", total = { sum = "amount" }, p95 = { percentile = 0
         assert_eq!(c.aggregations.0[2].field.as_deref(), Some("latency"));
         assert_eq!(c.aggregations.0[3].kind, AggKind::TopK(3));
         assert_eq!(c.aggregations.0[0].field, None);
+        assert_eq!((c.max_keys, c.max_windows), (1_000_000, 4_000_000));
     }
 
     #[test]
