@@ -556,3 +556,112 @@ fn state_limits_refuse_events_and_say_which_limit() {
     }
     assert_eq!(windows.open_windows(), 4);
 }
+
+/// Findings of a review, each a sequence that once went wrong.
+mod regressions {
+    use super::*;
+    use weir::operators::window::{Added, Limit, MAX_EVENT_TIME};
+
+    fn count() -> Vec<AggSpec> {
+        vec![AggSpec {
+            name: "n".into(),
+            kind: AggKind::Count,
+            field: None,
+        }]
+    }
+
+    fn add(engine: &mut WindowEngine, key: u8, time: i64, out: &mut Vec<WindowResult>) -> Added {
+        let e = Ev {
+            key,
+            time,
+            v: 1,
+            tag: 0,
+        };
+        engine.add(&key_of(&e), e.time, &payload(&e), out)
+    }
+
+    #[test]
+    fn a_session_grown_past_a_fired_one_fires_again() {
+        let mut engine = WindowEngine::new(WindowKind::Session { gap: 10 }, count(), 100);
+        let mut out = Vec::new();
+        add(&mut engine, 1, 0, &mut out);
+        engine.advance(9, &mut out);
+        assert_eq!((out[0].start, out[0].end, out[0].events), (0, 10, 1));
+        out.clear();
+        // Within lateness; the session grows to [0, 15), whose end is not yet passed.
+        assert_eq!(add(&mut engine, 1, 5, &mut out), Added::Accepted);
+        assert!(out.is_empty());
+        engine.advance(14, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].start, out[0].end, out[0].events), (0, 15, 2));
+        assert_eq!(out[0].firing, Firing::Final);
+    }
+
+    #[test]
+    fn a_restored_engine_keeps_its_limits() {
+        let mut engine =
+            WindowEngine::new(WindowKind::Tumbling { size: 10 }, count(), 0).with_limits(1, 10);
+        let mut out = Vec::new();
+        add(&mut engine, 1, 5, &mut out);
+        let bytes = engine.snapshot();
+        engine.restore(&bytes).expect("restores");
+        assert_eq!(
+            add(&mut engine, 2, 5, &mut out),
+            Added::Full(Limit::Keys(1))
+        );
+    }
+
+    #[test]
+    fn early_firings_of_count_windows_carry_their_real_start() {
+        let mut engine = WindowEngine::new(WindowKind::Count { size: 10 }, count(), 0);
+        let mut out = Vec::new();
+        add(&mut engine, 1, 1_000, &mut out);
+        add(&mut engine, 1, 1_004, &mut out);
+        engine.fire_early(&mut out);
+        assert_eq!((out[0].start, out[0].end), (1_000, 1_005));
+    }
+
+    #[test]
+    fn extreme_event_times_are_refused_or_taken_without_overflow() {
+        let mut out = Vec::new();
+        for kind in [
+            WindowKind::Tumbling { size: 3 },
+            WindowKind::Sliding { size: 10, slide: 5 },
+            WindowKind::Sliding {
+                size: i64::MAX,
+                slide: i64::MAX / 2,
+            },
+            WindowKind::Session { gap: i64::MAX },
+        ] {
+            let mut engine = WindowEngine::new(kind, count(), 0);
+            assert_eq!(add(&mut engine, 1, i64::MIN, &mut out), Added::OutOfRange);
+            assert_eq!(add(&mut engine, 1, i64::MAX, &mut out), Added::OutOfRange);
+            assert_eq!(
+                add(&mut engine, 1, -MAX_EVENT_TIME, &mut out),
+                Added::Accepted,
+                "{kind:?}"
+            );
+            assert_eq!(
+                add(&mut engine, 1, MAX_EVENT_TIME, &mut out),
+                Added::Accepted,
+                "{kind:?}"
+            );
+            engine.advance(i64::MAX, &mut out);
+        }
+    }
+
+    #[test]
+    fn a_late_event_is_late_even_when_its_key_would_not_fit() {
+        let mut out = Vec::new();
+        let mut tumbling =
+            WindowEngine::new(WindowKind::Tumbling { size: 10 }, count(), 0).with_limits(1, 100);
+        add(&mut tumbling, 1, 100, &mut out);
+        tumbling.advance(50, &mut out);
+        assert_eq!(add(&mut tumbling, 2, 0, &mut out), Added::Late);
+        let mut session =
+            WindowEngine::new(WindowKind::Session { gap: 10 }, count(), 0).with_limits(100, 1);
+        add(&mut session, 1, 100, &mut out);
+        session.advance(50, &mut out);
+        assert_eq!(add(&mut session, 1, 0, &mut out), Added::Late);
+    }
+}

@@ -2,8 +2,7 @@
 //! session windows that join), and the value each gives when its window fires.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
 use serde::{Deserialize, Serialize};
@@ -18,17 +17,65 @@ pub const PERCENTILE_RELATIVE_ERROR: f64 = 0.01;
 /// 0.8 %; below a few thousand distinct values the sparse form is close to exact.
 const DISTINCT_PRECISION: u8 = 14;
 
-/// Hashes distinct values the same way in every process (SipHash with fixed keys), so a
-/// sketch restored from a checkpoint goes on counting the same values as the same.
+/// Hashes distinct values the same way in every build and on every platform (SipHash-1-3
+/// with fixed keys over bytes written little-endian), so a sketch restored from a
+/// checkpoint goes on counting the same values as the same.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct StableHasher;
 
-impl BuildHasher for StableHasher {
-    type Hasher = DefaultHasher;
+/// The hasher [`StableHasher`] builds.
+pub struct StableHash(siphasher::sip::SipHasher13);
 
-    fn build_hasher(&self) -> DefaultHasher {
-        DefaultHasher::new()
+impl Hasher for StableHash {
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0.write(&n.to_le_bytes());
+    }
+}
+
+impl BuildHasher for StableHasher {
+    type Hasher = StableHash;
+
+    fn build_hasher(&self) -> StableHash {
+        StableHash(siphasher::sip::SipHasher13::new_with_keys(
+            0x5765_6972_2d68_6c6c,
+            0x6469_7374_696e_6374,
+        ))
+    }
+}
+
+/// The value's identity for distinct counting: a kind tag and its bytes, hashed with
+/// [`StableHasher`] (std's `Hash` of a value may change between Rust releases).
+fn stable_hash(value: &Scalar) -> u64 {
+    let mut h = StableHasher.build_hasher();
+    match value {
+        Scalar::Nil => h.write(&[0]),
+        Scalar::Bool(b) => h.write(&[1, u8::from(*b)]),
+        Scalar::Int(i) => {
+            h.write(&[2]);
+            h.write(&i.to_le_bytes());
+        }
+        Scalar::Float(f) => {
+            h.write(&[3]);
+            h.write(&f.to_bits().to_le_bytes());
+        }
+        Scalar::Str(s) => {
+            h.write(&[4]);
+            h.write(s.as_bytes());
+        }
+        Scalar::Raw(r) => {
+            h.write(&[5]);
+            h.write(r);
+        }
+    }
+    h.finish()
 }
 
 /// What an aggregation computes.
@@ -90,7 +137,7 @@ pub enum Accumulator {
     /// Percentile.
     Sketch(Box<DDSketch>),
     /// Distinct count.
-    Distinct(Box<HyperLogLogPlus<Scalar, StableHasher>>),
+    Distinct(Box<HyperLogLogPlus<u64, StableHasher>>),
     /// Top-k: count per value.
     Frequencies(HashMap<Scalar, u64>),
 }
@@ -153,7 +200,8 @@ impl Accumulator {
                 }
             }
             Self::Extreme(current) => {
-                if let Some(v) = value.as_f64() {
+                // NaN compares false with everything: kept, it would stick or not by order.
+                if let Some(v) = value.as_f64().filter(|v| !v.is_nan()) {
                     let keep_new = match current {
                         None => true,
                         Some(c) if kind == AggKind::Min => v < *c,
@@ -183,7 +231,7 @@ impl Accumulator {
                     sketch.add(v);
                 }
             }
-            Self::Distinct(hll) => hll.insert(value),
+            Self::Distinct(hll) => hll.insert(&stable_hash(value)),
             Self::Frequencies(counts) => *counts.entry(value.clone()).or_default() += 1,
         }
     }
@@ -332,4 +380,40 @@ fn top_k(counts: &HashMap<Scalar, u64>, k: usize) -> rmpv::Value {
             .map(|(value, n)| rmpv::Value::Array(vec![value.to_rmpv(), rmpv::Value::from(*n)]))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_hashes_are_fixed_across_builds() {
+        // A changed value here means checkpointed sketches would count old values again.
+        assert_eq!(stable_hash(&Scalar::Int(42)), 2_463_762_626_396_057_482);
+        assert_eq!(
+            stable_hash(&Scalar::Str("user-7".into())),
+            15_883_440_549_726_164_154
+        );
+        assert_ne!(
+            stable_hash(&Scalar::Int(1)),
+            stable_hash(&Scalar::Float(1.0))
+        );
+    }
+
+    #[test]
+    fn nan_is_ignored_by_min_and_max_in_any_order() {
+        for kind in [AggKind::Min, AggKind::Max] {
+            for values in [[f64::NAN, 5.0], [5.0, f64::NAN]] {
+                let mut acc = Accumulator::new(kind);
+                for (i, v) in values.iter().enumerate() {
+                    acc.add(kind, &Scalar::Float(*v), 0, i as u64);
+                }
+                assert_eq!(
+                    acc.result(kind),
+                    rmpv::Value::F64(5.0),
+                    "{kind:?} {values:?}"
+                );
+            }
+        }
+    }
 }

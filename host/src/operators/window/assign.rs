@@ -1,5 +1,9 @@
 //! Which windows an event time falls in.
 
+/// The furthest event time from the epoch, either way, a window stage takes: 2^53 ms,
+/// about 285,000 years.
+pub const MAX_EVENT_TIME: i64 = 1 << 53;
+
 /// The shape of a window stage's windows. Times and lengths are milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
@@ -30,7 +34,8 @@ pub enum WindowKind {
 
 impl WindowKind {
     /// The `[start, end)` windows holding event time `time`, for time windows; in order of
-    /// start. Session and count windows are made by the engine.
+    /// start. Session and count windows are made by the engine. `time` is within
+    /// [`MAX_EVENT_TIME`] of the epoch (the engine refuses others), so no start overflows.
     pub fn assign(&self, time: i64, out: &mut Vec<(i64, i64)>) {
         out.clear();
         match *self {
@@ -41,11 +46,14 @@ impl WindowKind {
             Self::Sliding { size, slide } => {
                 // The last window holding `time` starts at the slide boundary at or before
                 // it; earlier ones every `slide` back while they still reach past `time`.
-                let last = time.div_euclid(slide) * slide;
-                let mut start = last;
-                while start > time - size {
+                let mut start = time.div_euclid(slide) * slide;
+                let reach = time.saturating_sub(size);
+                while start > reach {
                     out.push((start, start.saturating_add(size)));
-                    start -= slide;
+                    match start.checked_sub(slide) {
+                        Some(earlier) => start = earlier,
+                        None => break,
+                    }
                 }
                 out.reverse();
             }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Accumulator, AggSpec};
-use super::assign::WindowKind;
+use super::assign::{MAX_EVENT_TIME, WindowKind};
 use super::value::Scalar;
 
 /// The values of a stage's `group_by` fields for one event.
@@ -66,6 +66,8 @@ pub enum Added {
     Late,
     /// Taking it would exceed a limit of the state; nothing was changed.
     Full(Limit),
+    /// Its event time is further than [`MAX_EVENT_TIME`] from the epoch.
+    OutOfRange,
 }
 
 /// A bound on a window stage's state, which it refuses events beyond rather than grow.
@@ -289,8 +291,11 @@ impl WindowEngine {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let snapshot: Snapshot =
             postcard::from_bytes(bytes).map_err(|e| format!("window state: {e}"))?;
-        if let Some((_, w)) = snapshot.keys.iter().flat_map(|(_, ws)| ws).next()
-            && w.accumulators.len() != self.aggs.len()
+        if let Some((_, w)) = snapshot
+            .keys
+            .iter()
+            .flat_map(|(_, ws)| ws)
+            .find(|(_, w)| w.accumulators.len() != self.aggs.len())
         {
             return Err(format!(
                 "window state holds {} aggregations per window, the stage has {}",
@@ -298,11 +303,13 @@ impl WindowEngine {
                 self.aggs.len()
             ));
         }
+        let (max_keys, max_windows) = (self.max_keys, self.max_windows);
         *self = Self::new(
             self.kind,
             std::mem::take(&mut self.aggs),
             self.allowed_lateness,
-        );
+        )
+        .with_limits(max_keys, max_windows);
         self.watermark = snapshot.watermark;
         self.arrivals = snapshot.arrivals;
         for (key, windows) in snapshot.keys {
@@ -341,6 +348,9 @@ impl WindowEngine {
         payload: &[u8],
         out: &mut Vec<WindowResult>,
     ) -> Added {
+        if !(-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&time) {
+            return Added::OutOfRange;
+        }
         if let Some(limit) = self.over_limit(key, time) {
             return Added::Full(limit);
         }
@@ -411,40 +421,55 @@ impl WindowEngine {
             for (&start, window) in state.windows.iter_mut() {
                 if window.changed && !window.fired {
                     window.changed = false;
+                    // Count windows are kept under start 0; they span their events' times.
+                    let start = match self.kind {
+                        WindowKind::Count { .. } => window.earliest,
+                        _ => start,
+                    };
                     out.push(result(&self.aggs, &state.key, start, window, Firing::Early));
                 }
             }
         }
     }
 
-    /// The limit taking an event of `key` at `time` would break, if any.
+    /// The limit taking an event of `key` at `time` would break, if any. An event too late
+    /// for every window it falls in breaks none: it is reported late.
     fn over_limit(&mut self, key: &[Scalar], time: i64) -> Option<Limit> {
-        let id = self.ids.get(key).copied();
-        if id.is_none() && self.ids.len() >= self.max_keys {
-            return Some(Limit::Keys(self.max_keys));
-        }
-        if self.max_windows == usize::MAX {
+        if self.max_keys == usize::MAX && self.max_windows == usize::MAX {
             return None;
         }
+        let id = self.ids.get(key).copied();
         let windows = id.map(|id| &self.keys[id].windows);
         let new = match self.kind {
             WindowKind::Count { .. } => usize::from(windows.is_none_or(Windows::is_empty)),
             WindowKind::Session { gap } => {
                 let end = time.saturating_add(gap);
+                if self.past_lateness(end) {
+                    return None;
+                }
                 let joins = windows.is_some_and(|w| w.up_to(end).any(|(_, w)| w.end >= time));
                 usize::from(!joins)
             }
             kind => {
                 kind.assign(time, &mut self.scratch);
-                self.scratch
-                    .iter()
-                    .filter(|&&(start, end)| {
-                        !self.past_lateness(end) && !windows.is_some_and(|w| w.contains_key(&start))
-                    })
-                    .count()
+                let (mut open, mut new) = (false, 0);
+                for &(start, end) in &self.scratch {
+                    if !self.past_lateness(end) {
+                        open = true;
+                        new += usize::from(!windows.is_some_and(|w| w.contains_key(&start)));
+                    }
+                }
+                if !open {
+                    return None;
+                }
+                new
             }
         };
-        (self.open + new > self.max_windows).then_some(Limit::Windows(self.max_windows))
+        if id.is_none() && self.ids.len() >= self.max_keys {
+            return Some(Limit::Keys(self.max_keys));
+        }
+        (self.open.saturating_add(new) > self.max_windows)
+            .then_some(Limit::Windows(self.max_windows))
     }
 
     fn id(&mut self, key: &[Scalar]) -> usize {
@@ -559,8 +584,12 @@ impl WindowEngine {
             .filter(|(_, w)| w.end >= start)
             .map(|(&s, _)| s)
             .collect();
+        // One session whose bounds the event leaves as they are keeps its timer.
+        let mut joined = None;
+        let many = joining.len() > 1;
         for s in joining {
             let window = state.windows.remove(&s).expect("listed above");
+            joined = Some((s, window.end));
             self.open -= 1;
             start = start.min(s);
             end = end.max(window.end);
@@ -573,7 +602,6 @@ impl WindowEngine {
                 acc.merge(agg.kind, other);
             }
             merged.events += window.events;
-            merged.fired |= window.fired;
         }
         merged.end = end;
         Self::fold(
@@ -584,6 +612,8 @@ impl WindowEngine {
             time,
             order,
         );
+        // A session that grew past a fired one is a new window: it fires when the
+        // watermark passes its own end, or at once (as an update) if it already has.
         let passed = self.watermark != i64::MIN && end - 1 <= self.watermark;
         if passed {
             merged.fired = true;
@@ -598,7 +628,9 @@ impl WindowEngine {
         }
         state.windows.insert(start, merged);
         self.open += 1;
-        self.schedule(id, start, end);
+        if many || joined != Some((start, end)) {
+            self.schedule(id, start, end);
+        }
     }
 
     fn add_to_count_window(

@@ -9,7 +9,7 @@ mod value;
 mod watermark;
 
 pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR};
-pub use assign::WindowKind;
+pub use assign::{MAX_EVENT_TIME, WindowKind};
 pub use engine::{Added, Firing, GroupKey, Limit, WindowEngine, WindowResult};
 pub use value::Scalar;
 pub use watermark::WatermarkTracker;
