@@ -28,6 +28,21 @@ pub struct Event {
     /// For an event from a message its broker can deliver again: the way to ask for that
     /// when a stage fails the event. Events made from it keep it.
     pub redelivery: Option<crate::delivery::Redelivery>,
+    /// Where in its source the event was read; events made from it keep it. Stateful
+    /// stages record how far they have folded each source partition, so that after a
+    /// restart they pass over what their restored state already holds.
+    pub origin: Option<Origin>,
+}
+
+/// A position in one partition of one source, increasing along the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The source, by its index in the pipeline's sources (sorted by name).
+    pub source: u16,
+    /// The partition within the source (0 when it has one).
+    pub partition: u32,
+    /// The record's position: byte offset after it, Kafka offset or stream sequence.
+    pub offset: u64,
 }
 
 impl Event {
@@ -39,6 +54,7 @@ impl Event {
             headers: Vec::new(),
             time,
             redelivery: None,
+            origin: None,
         }
     }
 }

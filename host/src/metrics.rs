@@ -292,12 +292,15 @@ impl Metrics {
             filtered: dropped("filtered"),
             deduplicated: dropped("dedup"),
             shed: dropped("overload"),
+            late_dropped: dropped("late"),
             failed: FailureCounters {
                 malformed: failed("malformed"),
                 plugin_error: failed("plugin_error"),
                 plugin_fault: failed("plugin_fault"),
                 sink_error: failed("sink_error"),
                 quarantined: failed("quarantined"),
+                late: failed("late"),
+                state_full: failed("state_full"),
             },
             batch_seconds,
             end_to_end,
@@ -356,6 +359,10 @@ pub struct FailureCounters {
     pub sink_error: Counter,
     /// Events a quarantined plugin stage dead-lettered.
     pub quarantined: Counter,
+    /// Events too late for their windows that a window stage dead-lettered.
+    pub late: Counter,
+    /// Events a window stage refused because its state was at its bound.
+    pub state_full: Counter,
 }
 
 impl FailureCounters {
@@ -365,6 +372,8 @@ impl FailureCounters {
             + self.plugin_error.get()
             + self.plugin_fault.get()
             + self.sink_error.get()
+            + self.late.get()
+            + self.state_full.get()
     }
 }
 
@@ -381,6 +390,8 @@ pub struct ComponentMetrics {
     pub deduplicated: Counter,
     /// Events shed by an overload policy.
     pub shed: Counter,
+    /// Events a window stage dropped as too late (its `late = "drop"` policy).
+    pub late_dropped: Counter,
     /// Failed events by reason.
     pub failed: FailureCounters,
     /// Time per batch.

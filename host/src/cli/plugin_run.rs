@@ -236,6 +236,7 @@ fn parse_event(line: &str, envelope: bool) -> Result<Event, String> {
         headers,
         time,
         redelivery: None,
+        origin: None,
     })
 }
 
@@ -436,6 +437,7 @@ impl AggregatorRun {
                 headers: Vec::new(),
                 time: now_ms(),
                 redelivery: None,
+                origin: None,
             })
             .collect())
     }

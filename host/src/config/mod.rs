@@ -37,5 +37,5 @@ pub use nats::{
     DeliverFrom, FetchSettings, JetStreamSinkConfig, JetStreamSourceConfig, NatsAuth,
     NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
 };
-pub use validate::{MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
+pub use validate::{LATE_PORT, MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
 pub use window::{Aggregations, LatePolicy, WindowShape, WindowStageConfig};

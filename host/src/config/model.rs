@@ -126,6 +126,10 @@ pub struct StateConfig {
     /// How often acknowledged positions are written.
     #[serde(default = "StateConfig::default_interval")]
     pub checkpoint_interval: Duration,
+    /// How often stateful stages (windows) write their state; what they fold in is
+    /// acknowledged to its source only once a checkpoint holds it.
+    #[serde(default = "StateConfig::default_stage_interval")]
+    pub stage_checkpoint_interval: Duration,
 }
 
 impl StateConfig {
@@ -135,6 +139,9 @@ impl StateConfig {
     const fn default_interval() -> Duration {
         Duration::from_millis(200)
     }
+    const fn default_stage_interval() -> Duration {
+        Duration::from_millis(1000)
+    }
 }
 
 impl Default for StateConfig {
@@ -142,6 +149,7 @@ impl Default for StateConfig {
         Self {
             dir: Self::default_dir(),
             checkpoint_interval: Self::default_interval(),
+            stage_checkpoint_interval: Self::default_stage_interval(),
         }
     }
 }
@@ -313,6 +321,8 @@ pub enum StageConfig {
     Filter(FilterStageConfig),
     /// Sends each event to the first route whose condition holds.
     Route(RouteStageConfig),
+    /// Keyed windows with named aggregations, on event time.
+    Window(super::WindowStageConfig),
 }
 
 impl StageConfig {
@@ -322,6 +332,7 @@ impl StageConfig {
             Self::Handler(c) => &c.inputs,
             Self::Filter(c) => &c.inputs,
             Self::Route(c) => &c.inputs,
+            Self::Window(c) => &c.inputs,
         }
     }
 
@@ -331,6 +342,7 @@ impl StageConfig {
             Self::Handler(c) => c.parallelism,
             Self::Filter(c) => c.parallelism,
             Self::Route(_) => 1,
+            Self::Window(c) => c.parallelism,
         }
     }
 
@@ -339,7 +351,7 @@ impl StageConfig {
         match self {
             Self::Handler(c) => c.dedup.as_ref(),
             Self::Filter(c) => c.dedup.as_ref(),
-            Self::Route(_) => None,
+            Self::Route(_) | Self::Window(_) => None,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::kafka::{KafkaSinkConfig, KafkaSourceConfig};
 use super::load::{ConfigError, LoadedConfig};
 use super::model::{OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
 use super::nats::{JetStreamSourceConfig, NatsAuth};
+use super::window::{LatePolicy, WindowStageConfig};
 use crate::expr::Condition;
 use crate::plugins::PluginKind;
 
@@ -15,6 +16,9 @@ pub const MAX_PARALLELISM: usize = 64;
 
 /// Route output taken by events no route condition holds for.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Output of a window stage taken by late events when its `late` policy is `output`.
+pub const LATE_PORT: &str = "late";
 
 /// What validation needs to know of plugins: the kind of each, by name.
 pub trait PluginCatalog {
@@ -122,6 +126,12 @@ fn outputs(c: &PipelineConfig) -> BTreeSet<String> {
                     names.insert(format!("{name}.{route}"));
                 }
                 names.insert(format!("{name}.{UNMATCHED_ROUTE}"));
+            }
+            StageConfig::Window(w) => {
+                names.insert(name.clone());
+                if w.late == LatePolicy::Output {
+                    names.insert(format!("{name}.{LATE_PORT}"));
+                }
             }
             _ => {
                 names.insert(name.clone());
@@ -277,6 +287,7 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
                     problem(key("condition"), format!("{:?}: {e}", f.condition));
                 }
             }
+            StageConfig::Window(w) => check_window(w, &key, problem),
             StageConfig::Route(r) => {
                 if r.routes.is_empty() {
                     problem(
@@ -307,6 +318,23 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
                 }
             }
         }
+    }
+}
+
+fn check_window(w: &WindowStageConfig, key: &dyn Fn(&str) -> String, problem: &mut Report<'_>) {
+    if let Some(having) = &w.having
+        && let Err(e) = Condition::parse(having)
+    {
+        problem(key("having"), format!("{having:?}: {e}"));
+    }
+    if w.max_keys == 0 || w.max_windows == 0 {
+        problem(
+            key("max_keys"),
+            "max_keys and max_windows must be at least 1".into(),
+        );
+    }
+    if w.group_by.iter().any(String::is_empty) {
+        problem(key("group_by"), "holds an empty field name".into());
     }
 }
 

@@ -236,6 +236,17 @@ pub struct WindowStageConfig {
     /// At most this many open windows per worker, likewise.
     #[serde(default = "max_windows")]
     pub max_windows: usize,
+    /// A condition over each result (its key fields, `window_start`, `window_end`, the
+    /// named results, `firing`); results it does not hold for are not emitted.
+    #[serde(default)]
+    pub having: Option<String>,
+    /// Workers; events are split among them by their `group_by` values.
+    #[serde(default = "one")]
+    pub parallelism: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn max_keys() -> usize {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::codec::decode;
 use super::source::{Emitter, SourceContext, SourceError};
 use crate::config::{EdgeFormat, FileSourceConfig};
-use crate::event::{Event, now_ms};
+use crate::event::{Event, Origin, now_ms};
 
 /// Bytes read per system call.
 const READ_CHUNK: usize = 256 * 1024;
@@ -76,7 +76,9 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> Result<(), Sou
             .await
             .map_err(|e| SourceError::read(&name, e))?;
         if !records.is_empty() {
-            let (events, malformed) = decode_records(&mut records, config.format);
+            // The inode tells a rotated file's offsets from its predecessor's.
+            let partition = Some((emitter.ctx().origin_id, reader.inode as u32));
+            let (events, malformed) = decode_records(&mut records, config.format, partition);
             let position = FilePosition {
                 path: path_text.clone(),
                 inode: reader.inode,
@@ -107,17 +109,34 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> Result<(), Sou
     Ok(())
 }
 
+/// Decodes records (each with the byte offset after it) into events; `partition` is the
+/// source's index and partition when its offsets can be read again after a restart.
 pub(super) fn decode_records(
-    records: &mut Vec<Bytes>,
+    records: &mut Vec<(Bytes, u64)>,
     format: EdgeFormat,
+    partition: Option<(u16, u32)>,
 ) -> (Vec<Event>, Vec<(Event, String)>) {
     let now = now_ms();
     let mut events = Vec::with_capacity(records.len());
     let mut malformed = Vec::new();
-    for record in records.drain(..) {
+    for (record, end) in records.drain(..) {
+        let origin = partition.map(|(source, partition)| Origin {
+            source,
+            partition,
+            offset: end,
+        });
         match decode(format, &record) {
-            Ok(payload) => events.push(Event::new(payload, now)),
-            Err(reason) => malformed.push((Event::new(record, now), reason)),
+            Ok(payload) => events.push(Event {
+                origin,
+                ..Event::new(payload, now)
+            }),
+            Err(reason) => malformed.push((
+                Event {
+                    origin,
+                    ..Event::new(record, now)
+                },
+                reason,
+            )),
         }
     }
     (events, malformed)
@@ -186,7 +205,7 @@ impl<R: tokio::io::AsyncRead + Unpin> Reader<R> {
     /// file was reached with nothing more to take.
     pub(super) async fn fill(
         &mut self,
-        records: &mut Vec<Bytes>,
+        records: &mut Vec<(Bytes, u64)>,
         max: usize,
         format: EdgeFormat,
         follow: bool,
@@ -219,7 +238,7 @@ impl<R: tokio::io::AsyncRead + Unpin> Reader<R> {
 
     fn split(
         &mut self,
-        records: &mut Vec<Bytes>,
+        records: &mut Vec<(Bytes, u64)>,
         max: usize,
         format: EdgeFormat,
         follow: bool,
@@ -247,7 +266,7 @@ impl<R: tokio::io::AsyncRead + Unpin> Reader<R> {
             if format != EdgeFormat::Msgpack && record.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            records.push(Bytes::copy_from_slice(record));
+            records.push((Bytes::copy_from_slice(record), self.consumed + at as u64));
         }
         self.buf.drain(..at);
         self.consumed += at as u64;

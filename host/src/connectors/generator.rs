@@ -265,6 +265,7 @@ pub async fn run(config: GeneratorConfig, ctx: SourceContext) -> Result<(), Sour
                 headers: Vec::new(),
                 time: now,
                 redelivery: None,
+                origin: None,
             });
             start = end;
         }

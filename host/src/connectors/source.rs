@@ -17,6 +17,10 @@ use crate::pipeline::{Inlet, Output};
 pub struct SourceContext {
     /// The source's name.
     pub name: String,
+    /// Its index among the pipeline's sources, which its events' [`Origin`]s carry.
+    ///
+    /// [`Origin`]: crate::event::Origin
+    pub origin_id: u16,
     /// Its readers.
     pub output: Output,
     /// The dead-letter sink's inlet, if there is one.

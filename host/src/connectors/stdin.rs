@@ -22,7 +22,7 @@ pub async fn run(config: StdinSourceConfig, ctx: SourceContext) -> Result<(), So
             () = shutdown.cancelled() => break,
         };
         if !records.is_empty() {
-            let (events, malformed) = decode_records(&mut records, config.format);
+            let (events, malformed) = decode_records(&mut records, config.format, None);
             emitter.emit(events, malformed, reader.consumed).await?;
         } else if at_end {
             break;

@@ -26,6 +26,10 @@ pub enum DeadLetterReason {
     SinkError,
     /// The stage's plugin was quarantined by its circuit breaker.
     Quarantined,
+    /// Too late for every window it falls in.
+    Late,
+    /// A window stage's state was at its configured bound.
+    StateFull,
 }
 
 impl DeadLetterReason {
@@ -37,6 +41,8 @@ impl DeadLetterReason {
             Self::PluginFault => "plugin_fault",
             Self::SinkError => "sink_error",
             Self::Quarantined => "quarantined",
+            Self::Late => "late",
+            Self::StateFull => "state_full",
         }
     }
 }

@@ -11,6 +11,7 @@ pub use breaker::{Admission, Breaker, Transition};
 pub use filter::FilterOperator;
 pub use handler::HandlerOperator;
 pub use route::RouteOperator;
+pub use window::WindowOperator;
 
 use crate::delivery::DeadLetterReason;
 use crate::event::Event;
@@ -49,4 +50,26 @@ pub trait Operator: Send + 'static {
 
     /// Sorts `events` into `out` (already reset).
     fn process(&mut self, events: Vec<Event>, out: &mut Processed);
+
+    /// The stage's state, when it keeps events folded in between batches.
+    fn stateful(&mut self) -> Option<&mut dyn Stateful> {
+        None
+    }
+}
+
+/// A stage that holds events in state (windows): it is ticked for timers, checkpointed,
+/// and told when its input has ended for good. The acknowledgements of what it folded in
+/// are held until a checkpoint holding them is written.
+pub trait Stateful {
+    /// Fires what is due by the clock (idle watermark, early firings).
+    fn tick(&mut self, out: &mut Processed);
+
+    /// The input has ended for good (not a shutdown): emits every result still held.
+    fn end_of_input(&mut self, out: &mut Processed);
+
+    /// The whole state, with the source positions it reflects.
+    fn snapshot(&mut self) -> Vec<u8>;
+
+    /// How often [`tick`](Self::tick) is wanted.
+    fn tick_every(&self) -> std::time::Duration;
 }

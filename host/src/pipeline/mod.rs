@@ -5,11 +5,12 @@
 //! of their outputs; each stage ends when its input closes and each sink when its input
 //! closes, so everything read is drained and acknowledged before the tasks end.
 
+mod checkpointer;
 mod edge;
 mod stage;
 
 pub use edge::{Closed, Inlet, InputChannel, Output, channel};
-pub use stage::StageRunner;
+pub use stage::{Partitioner, StageCheckpoints, StageRunner};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,14 +25,19 @@ use crate::config::{
 };
 use crate::connectors::{IngestHandle, SinkContext, SourceContext, sink_task, source_task};
 use crate::delivery::CheckpointStore;
+use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
-use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator};
+use crate::operators::window::{Scalar, worker_of};
+use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator, WindowOperator};
 use crate::plugins::{PluginKind, PluginLimits, PluginRegistry, PluginUser};
 
 /// A pipeline that cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The checkpoint store cannot be opened.
+    #[error("state: {0}")]
+    State(String),
     /// A stage's plugin could not start (e.g. it rejected its config).
     #[error("stage {stage}: {reason}")]
     Stage {
@@ -71,6 +77,7 @@ impl ComponentInfo {
             "filtered": m.filtered.get(),
             "deduplicated": m.deduplicated.get(),
             "shed": m.shed.get(),
+            "late_dropped": m.late_dropped.get(),
             "failed": m.failed.total(),
             "channel_fill": m.channel_fill.get(),
         })
@@ -207,12 +214,37 @@ pub async fn start(
         });
     }
 
+    let stateful = config
+        .stages
+        .values()
+        .any(|s| matches!(s, StageConfig::Window(_)));
+    let store = if stateful {
+        let path = config.state.dir.join("checkpoints.redb");
+        let store = tokio::task::spawn_blocking(move || crate::state::CheckpointStore::open(&path))
+            .await
+            .map_err(|e| BuildError::State(e.to_string()))?
+            .map_err(BuildError::State)?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let source_names: Arc<[String]> = config.sources.keys().cloned().collect();
     for (name, stage) in &config.stages {
         let Some(input) = stage_inputs.remove(name.as_str()) else {
             continue;
         };
         let component = metrics.component(name);
-        let workers = operators(name, stage, config, plugins, metrics, &shutdown).await?;
+        let build = Build {
+            name,
+            stage,
+            config,
+            plugins,
+            metrics,
+            shutdown: &shutdown,
+            store: store.as_deref(),
+            sources: &source_names,
+        };
+        let workers = build.operators().await?;
         let ports = workers.first().map(|w| w.ports()).unwrap_or_default();
         let stage_outputs = ports.iter().map(|port| output_of(name, port)).collect();
         let plugin = match stage {
@@ -238,6 +270,12 @@ pub async fn start(
             metrics: component,
             dedup: stage.dedup().map(|d| (d.field.clone(), d.window)),
             channel_capacity: flow.channel_capacity,
+            partitioner: partitioner(stage),
+            checkpoints: store.as_ref().map(|store| StageCheckpoints {
+                store: Arc::clone(store),
+                interval: config.state.stage_checkpoint_interval.0,
+                shutdown: shutdown.clone(),
+            }),
         };
         tasks.spawn(runner.run(input));
     }
@@ -245,11 +283,12 @@ pub async fn start(
     let checkpoints = CheckpointStore::new(&config.state.dir);
     let mut finite = true;
     let mut ingest = HashMap::new();
-    for (name, source) in &config.sources {
+    for (origin_id, (name, source)) in config.sources.iter().enumerate() {
         finite &= crate::connectors::source_is_finite(source);
         let component = metrics.component(name);
         let ctx = SourceContext {
             name: name.clone(),
+            origin_id: origin_id as u16,
             output: output_of(name, ""),
             dead_letter: dead_letter.clone(),
             metrics: component.clone(),
@@ -326,6 +365,92 @@ fn limits(config: &PipelineConfig, stage: &HandlerStageConfig) -> PluginLimits {
     }
 }
 
+/// Routes a window stage's events to workers by their `group_by` values.
+fn partitioner(stage: &StageConfig) -> Option<Partitioner> {
+    let StageConfig::Window(w) = stage else {
+        return None;
+    };
+    let fields = w.group_by.clone();
+    Some(Arc::new(move |event: &Event, workers: usize| {
+        let key: Vec<Scalar> = fields
+            .iter()
+            .map(|f| Scalar::lookup(&event.payload, f))
+            .collect();
+        worker_of(&key, workers)
+    }))
+}
+
+/// What building one stage's operators needs.
+struct Build<'a> {
+    name: &'a str,
+    stage: &'a StageConfig,
+    config: &'a PipelineConfig,
+    plugins: &'a PluginRegistry,
+    metrics: &'a Metrics,
+    shutdown: &'a CancellationToken,
+    store: Option<&'a crate::state::CheckpointStore>,
+    sources: &'a Arc<[String]>,
+}
+
+impl Build<'_> {
+    async fn operators(&self) -> Result<Vec<Box<dyn Operator>>, BuildError> {
+        let Self {
+            name,
+            stage,
+            config,
+            plugins,
+            metrics,
+            shutdown,
+            ..
+        } = *self;
+        if let StageConfig::Window(w) = stage {
+            return self.window_operators(w);
+        }
+        operators(name, stage, config, plugins, metrics, shutdown).await
+    }
+
+    fn window_operators(
+        &self,
+        w: &crate::config::WindowStageConfig,
+    ) -> Result<Vec<Box<dyn Operator>>, BuildError> {
+        let error = |reason: String| BuildError::Stage {
+            stage: self.name.to_owned(),
+            reason,
+        };
+        let n = w.parallelism.max(1);
+        let saved = |worker: usize| -> Result<Option<Vec<u8>>, BuildError> {
+            match self.store {
+                Some(store) => store.get(&format!("{}/{worker}", self.name)).map_err(error),
+                None => Ok(None),
+            }
+        };
+        if saved(n)?.is_some() {
+            return Err(error(format!(
+                "its checkpoint was written by more than {n} workers: set parallelism back, or remove the state directory to start over"
+            )));
+        }
+        let late_dropped = self.metrics.component(self.name).late_dropped;
+        let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
+        for worker in 0..n {
+            let snapshot = saved(worker)?;
+            let operator = WindowOperator::new(
+                self.name,
+                w,
+                n,
+                Arc::clone(self.sources),
+                late_dropped.clone(),
+                snapshot.as_deref(),
+            )
+            .map_err(|e| error(format!("worker {worker}: {e}")))?;
+            if snapshot.is_some() {
+                tracing::info!(stage = %self.name, worker, "window state restored from its checkpoint");
+            }
+            workers.push(Box::new(operator));
+        }
+        Ok(workers)
+    }
+}
+
 async fn operators(
     name: &str,
     stage: &StageConfig,
@@ -388,6 +513,9 @@ async fn operators(
             }
             workers.push(Box::new(RouteOperator::new(routes)));
         }
+        StageConfig::Window(_) => {
+            unreachable!("window stages are built by Build::window_operators")
+        }
     }
     Ok(workers)
 }
@@ -409,6 +537,7 @@ fn stage_kind(config: &StageConfig) -> &'static str {
         StageConfig::Handler(_) => "handler",
         StageConfig::Filter(_) => "filter",
         StageConfig::Route(_) => "route",
+        StageConfig::Window(_) => "window",
     }
 }
 

@@ -159,6 +159,8 @@ pub(crate) struct Inherited<'a> {
     pub headers: &'a [Header],
     /// How to have the source's message delivered again.
     pub redelivery: &'a Option<crate::delivery::Redelivery>,
+    /// Where the source was read.
+    pub origin: Option<crate::event::Origin>,
 }
 
 impl EmittedEvents {
@@ -282,6 +284,7 @@ impl EmittedEvents {
             headers,
             time,
             redelivery: inherited.redelivery.clone(),
+            origin: inherited.origin,
         }
     }
 }

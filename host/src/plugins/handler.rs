@@ -163,6 +163,7 @@ impl HandlerInstance {
                         time: input.time,
                         headers: &input.headers,
                         redelivery: &input.redelivery,
+                        origin: input.origin,
                     },
                 ));
             }

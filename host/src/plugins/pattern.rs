@@ -193,6 +193,7 @@ fn convert(
                     time: context.times.get(state).copied().unwrap_or_default(),
                     headers: &[],
                     redelivery: &None,
+                    origin: None,
                 },
             );
             Match { state, event }

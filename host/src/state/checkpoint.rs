@@ -87,6 +87,43 @@ impl CheckpointStore {
         Ok(id)
     }
 
+    /// Replaces the state stored under `name` (a stage worker, `STAGE/WORKER`) in one
+    /// durable transaction. The state carries the source positions it reflects, so the two
+    /// can never disagree.
+    ///
+    /// # Errors
+    /// `PATH: reason` when the transaction fails; the previous state stays.
+    pub fn put(&self, name: &str, state: &[u8]) -> Result<(), String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
+        let txn = self.db.begin_write().map_err(|e| fail(&e))?;
+        {
+            let mut table = txn.open_table(OPERATORS).map_err(|e| fail(&e))?;
+            table.insert(name, state).map_err(|e| fail(&e))?;
+            let mut meta = txn.open_table(META).map_err(|e| fail(&e))?;
+            meta.insert("written_at", crate::event::now_ms().max(0) as u64)
+                .map_err(|e| fail(&e))?;
+        }
+        txn.commit().map_err(|e| fail(&e))
+    }
+
+    /// The state stored under `name`, if any.
+    ///
+    /// # Errors
+    /// `PATH: reason` when the store cannot be read.
+    pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
+        let txn = self.db.begin_read().map_err(|e| fail(&e))?;
+        let table = match txn.open_table(OPERATORS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(fail(&e)),
+        };
+        Ok(table
+            .get(name)
+            .map_err(|e| fail(&e))?
+            .map(|v| v.value().to_vec()))
+    }
+
     /// The stored checkpoint, if one was written.
     ///
     /// # Errors
@@ -172,6 +209,24 @@ mod tests {
         let latest = store.latest().expect("reads").expect("checkpoint");
         assert_eq!(latest.operators, map(&[("win/0", b"state-c")]));
         assert_eq!(latest.positions, map(&[("orders/0", b"97")]));
+    }
+
+    #[test]
+    fn one_workers_state_is_replaced_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = CheckpointStore::open(&dir.path().join("c.redb")).expect("opens");
+        assert_eq!(store.get("win/0").expect("reads"), None);
+        store.put("win/0", b"a").expect("writes");
+        store.put("win/1", b"b").expect("writes");
+        store.put("win/0", b"c").expect("writes");
+        assert_eq!(
+            store.get("win/0").expect("reads").as_deref(),
+            Some(&b"c"[..])
+        );
+        assert_eq!(
+            store.get("win/1").expect("reads").as_deref(),
+            Some(&b"b"[..])
+        );
     }
 
     #[test]

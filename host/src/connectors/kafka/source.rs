@@ -30,7 +30,7 @@ use crate::connectors::codec::decode_with;
 use crate::connectors::source::deliver;
 use crate::connectors::{SourceContext, SourceError};
 use crate::delivery::{AckToken, LogLimiter};
-use crate::event::{Event, Header, now_ms};
+use crate::event::{Event, Header, Origin, now_ms};
 
 /// Longest single wait in `poll`, so shutdown and commits are never late by more.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -63,6 +63,7 @@ pub async fn run(
         linger: ctx.linger,
         commit_interval: config.commit_interval.0,
         shutdown: ctx.shutdown.clone(),
+        origin_id: ctx.origin_id,
     };
     let context = SourceClient {
         base: WeirClientContext::new(&ctx.name, ctx.health.clone()),
@@ -123,6 +124,7 @@ struct PollSettings {
     linger: Duration,
     commit_interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+    origin_id: u16,
 }
 
 fn poll_loop(
@@ -272,6 +274,11 @@ fn push(
             .unwrap_or_default(),
         time: message.timestamp().to_millis().unwrap_or_else(now_ms),
         redelivery: None,
+        origin: Some(Origin {
+            source: settings.origin_id,
+            partition: partition_id(message.topic(), message.partition()),
+            offset: message.offset().max(0) as u64,
+        }),
     };
     let raw = message.payload().unwrap_or_default();
     let record = match decode_with(settings.format, raw, |r| arena.copy(r)) {
@@ -295,6 +302,15 @@ fn push(
         record,
         settings.batch_size,
     );
+}
+
+/// One number for a topic's partition, the same in every run, for [`Origin::partition`].
+fn partition_id(topic: &str, partition: i32) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = crate::operators::window::StableHasher.build_hasher();
+    hasher.write(topic.as_bytes());
+    hasher.write(&partition.to_le_bytes());
+    hasher.finish() as u32
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -58,6 +58,7 @@ pub async fn run(config: NatsSourceConfig, ctx: SourceContext) -> Result<(), Sou
                 headers,
                 time: now_ms(),
                 redelivery: None,
+                origin: None,
             };
             match payload(config.format, &message.payload) {
                 Ok(payload) => events.push(Event { payload, ..event }),

@@ -342,6 +342,9 @@ fn to_events(
                 max_deliver,
                 retry.clone(),
             )),
+            // Messages are acknowledged one by one and redelivered out of sequence order,
+            // so a sequence number does not say what came before.
+            origin: None,
         };
         match payload(config.format, &message.payload) {
             Ok(payload) => events.push(Event { payload, ..event }),

@@ -53,7 +53,7 @@ impl BuildHasher for StableHasher {
 
 /// The value's identity for distinct counting: a kind tag and its bytes, hashed with
 /// [`StableHasher`] (std's `Hash` of a value may change between Rust releases).
-fn stable_hash(value: &Scalar) -> u64 {
+pub fn stable_hash(value: &Scalar) -> u64 {
     let mut h = StableHasher.build_hasher();
     match value {
         Scalar::Nil => h.write(&[0]),

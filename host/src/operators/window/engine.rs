@@ -242,6 +242,11 @@ impl WindowEngine {
         self
     }
 
+    /// The aggregations, in configuration order.
+    pub fn aggs(&self) -> &[AggSpec] {
+        &self.aggs
+    }
+
     /// The watermark the engine has seen.
     pub fn watermark(&self) -> i64 {
         self.watermark

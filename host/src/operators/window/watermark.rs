@@ -5,55 +5,104 @@
 //! input is idle, event time is taken to go on with the wall clock from the latest event,
 //! so the last windows of a stream that went quiet still close.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-struct InputClock {
+struct InputClock<I> {
+    input: I,
     latest: i64,
     seen_at: Instant,
 }
 
 /// Tracks the event time of each input and derives the stage's watermark.
+///
+/// Inputs are source partitions: a handful to a few dozen, so they live in a vector, and
+/// the input of the previous event is tried first (events come in runs of one partition).
 pub struct WatermarkTracker<I> {
     out_of_orderness: i64,
     idle_timeout: Duration,
-    inputs: HashMap<I, InputClock>,
+    inputs: Vec<InputClock<I>>,
+    last: usize,
     watermark: i64,
 }
 
-impl<I: Hash + Eq> WatermarkTracker<I> {
+impl<I: PartialEq + Copy> WatermarkTracker<I> {
     /// A tracker with no input seen yet; its watermark is `i64::MIN`.
     pub fn new(out_of_orderness: Duration, idle_timeout: Duration) -> Self {
         Self {
             out_of_orderness: i64::try_from(out_of_orderness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout,
-            inputs: HashMap::new(),
+            inputs: Vec::new(),
+            last: 0,
             watermark: i64::MIN,
         }
     }
 
-    /// Notes an event of `input` at event time `time`, seen at `now`.
-    pub fn observe(&mut self, input: I, time: i64, now: Instant) {
-        let clock = self.inputs.entry(input).or_insert(InputClock {
-            latest: time,
-            seen_at: now,
-        });
-        clock.latest = clock.latest.max(time);
+    /// Notes an event of `input` at event time `time`, seen at `now`; returns whether it
+    /// moved its input's clock forward (only then can the watermark move).
+    pub fn observe(&mut self, input: I, time: i64, now: Instant) -> bool {
+        let at = match self.inputs.get(self.last) {
+            Some(clock) if clock.input == input => self.last,
+            _ => match self.inputs.iter().position(|c| c.input == input) {
+                Some(at) => at,
+                None => {
+                    self.inputs.push(InputClock {
+                        input,
+                        latest: time,
+                        seen_at: now,
+                    });
+                    self.last = self.inputs.len() - 1;
+                    return true;
+                }
+            },
+        };
+        self.last = at;
+        let clock = &mut self.inputs[at];
         clock.seen_at = now;
+        if time > clock.latest {
+            clock.latest = time;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Notes an event as [`observe`](Self::observe) does and returns the watermark.
+    pub fn observe_and_watermark(&mut self, input: I, time: i64, now: Instant) -> i64 {
+        if !self.observe(input, time, now) {
+            return self.watermark;
+        }
+        if self.inputs.len() == 1 {
+            self.watermark = self
+                .watermark
+                .max(time.saturating_sub(self.out_of_orderness));
+            return self.watermark;
+        }
+        self.watermark(now)
+    }
+
+    /// The latest event time of each input, for a checkpoint.
+    pub fn clocks(&self) -> impl Iterator<Item = (I, i64)> + '_ {
+        self.inputs.iter().map(|c| (c.input, c.latest))
+    }
+
+    /// Restores an input's latest event time from a checkpoint, as if seen at `now`, and
+    /// the watermark it implies.
+    pub fn restore(&mut self, input: I, latest: i64, now: Instant) {
+        self.observe(input, latest, now);
+        self.watermark(now);
     }
 
     /// The watermark at `now`; it never goes back.
     pub fn watermark(&mut self, now: Instant) -> i64 {
         let active = self
             .inputs
-            .values()
+            .iter()
             .filter(|c| now.saturating_duration_since(c.seen_at) < self.idle_timeout)
             .map(|c| c.latest)
             .min();
         let candidate = match active {
             Some(latest) => latest.saturating_sub(self.out_of_orderness),
-            None => match self.inputs.values().max_by_key(|c| c.latest) {
+            None => match self.inputs.iter().max_by_key(|c| c.latest) {
                 // All idle: event time goes on with the wall clock since the idle timeout.
                 Some(c) => {
                     let idle_for = now.saturating_duration_since(c.seen_at) - self.idle_timeout;

@@ -1,0 +1,376 @@
+//! The window stage: reads each event's key and event time, folds it into the engine,
+//! drives the watermark per source partition, and turns window results into events.
+//!
+//! Its state is checkpointed with the source positions it reflects: how far each source
+//! partition has been folded in. After a restart the state comes back and the events a
+//! source reads again up to those positions are passed over, so no event counts twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use serde::{Deserialize, Serialize};
+
+use super::engine::{Added, WindowEngine, WindowResult};
+use super::value::Scalar;
+use super::watermark::WatermarkTracker;
+use super::{MAX_EVENT_TIME, stable_hash};
+use crate::config::{LatePolicy, WindowStageConfig};
+use crate::delivery::{DeadLetterReason, dead_letter_event};
+use crate::event::{Event, Origin};
+use crate::expr::Condition;
+use crate::operators::{Operator, Processed, Stateful};
+
+/// Format of [`StageSnapshot`]; bumped when it changes shape.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The watermark input of events that carry no source position.
+const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
+
+/// What one worker of a window stage checkpoints.
+#[derive(Serialize, Deserialize)]
+struct StageSnapshot {
+    version: u32,
+    /// Workers of the stage when written: keys are split among workers by hash, so the
+    /// state only fits a stage with as many.
+    workers: u32,
+    engine: Vec<u8>,
+    /// (source, partition, last offset folded in).
+    positions: Vec<(String, u32, u64)>,
+    /// (source, partition, latest event time), for the watermark.
+    clocks: Vec<(String, u32, i64)>,
+}
+
+/// The worker index of an event: the same for every event of one key, in every run.
+pub fn worker_of(key: &[Scalar], workers: usize) -> usize {
+    let hash = key
+        .iter()
+        .fold(0u64, |h, v| h.rotate_left(5) ^ stable_hash(v));
+    (hash % workers.max(1) as u64) as usize
+}
+
+/// One worker of a window stage.
+pub struct WindowOperator {
+    stage: String,
+    engine: WindowEngine,
+    group_by: Vec<String>,
+    time_field: Option<String>,
+    late: LatePolicy,
+    having: Option<Condition>,
+    watermarks: WatermarkTracker<(u16, u32)>,
+    /// Positions the restored state reflects: events at or before them are in it.
+    restored: HashMap<(u16, u32), u64>,
+    /// Positions folded in so far.
+    folded: HashMap<(u16, u32), u64>,
+    sources: Arc<[String]>,
+    workers: usize,
+    early_every: Option<Duration>,
+    last_early: Instant,
+    late_dropped: Counter,
+    key: Vec<Scalar>,
+    results: Vec<WindowResult>,
+    /// Events passed over because the restored state already holds them.
+    replayed: u64,
+}
+
+impl WindowOperator {
+    /// A worker of stage `stage`, one of `workers`; `sources` names the pipeline's sources
+    /// by index; `snapshot` is the worker's last checkpoint, if there is one.
+    ///
+    /// # Errors
+    /// A checkpoint that does not fit this stage (other workers or aggregations).
+    pub fn new(
+        stage: &str,
+        config: &WindowStageConfig,
+        workers: usize,
+        sources: Arc<[String]>,
+        late_dropped: Counter,
+        snapshot: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        let having = match &config.having {
+            Some(text) => Some(Condition::parse(text).map_err(|e| format!("having: {e}"))?),
+            None => None,
+        };
+        let engine = WindowEngine::new(
+            config.window.0,
+            config.aggregations.0.clone(),
+            i64::try_from(config.allowed_lateness.0.as_millis()).unwrap_or(i64::MAX),
+        )
+        .with_limits(config.max_keys, config.max_windows);
+        let mut operator = Self {
+            stage: stage.to_owned(),
+            engine,
+            group_by: config.group_by.clone(),
+            time_field: config.time_field.clone(),
+            late: config.late,
+            having,
+            watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
+            restored: HashMap::new(),
+            folded: HashMap::new(),
+            sources,
+            workers,
+            early_every: config.early_every.map(|d| d.0),
+            last_early: Instant::now(),
+            late_dropped,
+            key: Vec::new(),
+            results: Vec::new(),
+            replayed: 0,
+        };
+        if let Some(bytes) = snapshot {
+            operator.restore(bytes)?;
+        }
+        Ok(operator)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let snapshot: StageSnapshot =
+            postcard::from_bytes(bytes).map_err(|e| format!("checkpoint unreadable: {e}"))?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "checkpoint is of format {}, this version reads {SNAPSHOT_VERSION}",
+                snapshot.version
+            ));
+        }
+        if snapshot.workers as usize != self.workers {
+            return Err(format!(
+                "checkpoint was written by {} workers and the stage now has {}: set parallelism = {} again, or remove the state directory to start over",
+                snapshot.workers, self.workers, snapshot.workers
+            ));
+        }
+        self.engine.restore(&snapshot.engine)?;
+        let now = Instant::now();
+        for (source, partition, offset) in snapshot.positions {
+            if let Some(id) = self.source_id(&source) {
+                self.restored.insert((id, partition), offset);
+                self.folded.insert((id, partition), offset);
+            }
+        }
+        for (source, partition, latest) in snapshot.clocks {
+            let input = if source.is_empty() {
+                Some(NO_ORIGIN)
+            } else {
+                self.source_id(&source).map(|id| (id, partition))
+            };
+            if let Some(input) = input {
+                self.watermarks.restore(input, latest, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn source_id(&self, name: &str) -> Option<u16> {
+        self.sources
+            .iter()
+            .position(|s| s == name)
+            .map(|i| i as u16)
+    }
+
+    /// Whether the restored state already holds this event.
+    fn already_folded(&mut self, origin: Option<Origin>) -> bool {
+        let Some(o) = origin else {
+            return false;
+        };
+        let at = (o.source, o.partition);
+        if self.restored.get(&at).is_some_and(|&done| o.offset <= done) {
+            self.replayed += 1;
+            return true;
+        }
+        let folded = self.folded.entry(at).or_insert(o.offset);
+        *folded = (*folded).max(o.offset);
+        false
+    }
+
+    fn event_time(&self, event: &Event) -> Result<i64, String> {
+        let Some(field) = &self.time_field else {
+            return Ok(event.time);
+        };
+        match Scalar::lookup(&event.payload, field) {
+            Scalar::Int(t) => Ok(t),
+            Scalar::Float(t) if t.is_finite() => Ok(t as i64),
+            Scalar::Nil => Err(format!("time field {field:?} is missing")),
+            other => Err(format!(
+                "time field {field:?} is {other:?}, not a number of ms since the epoch"
+            )),
+        }
+    }
+
+    fn refuse(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
+        match self.late {
+            LatePolicy::Drop => {
+                self.late_dropped.inc();
+            }
+            LatePolicy::Output => out.ports[1].push(event),
+            LatePolicy::DeadLetter => out.dead.push((
+                reason,
+                dead_letter_event(event, &self.stage, None, reason, why),
+            )),
+        }
+    }
+
+    /// Turns the results gathered so far into events on the main output.
+    fn emit_results(&mut self, out: &mut Processed) {
+        for result in self.results.drain(..) {
+            let payload = encode_result(&self.group_by, self.engine.aggs(), &result);
+            if let Some(having) = &self.having
+                && !having.holds(&payload)
+            {
+                out.dropped += 1;
+                continue;
+            }
+            out.ports[0].push(Event::new(payload, result.end.saturating_sub(1)));
+        }
+    }
+}
+
+/// A result as a MessagePack map: the `group_by` fields, `window_start`, `window_end`,
+/// each named aggregation, and `firing`.
+fn encode_result(group_by: &[String], aggs: &[super::AggSpec], result: &WindowResult) -> Bytes {
+    let mut entries = Vec::with_capacity(group_by.len() + aggs.len() + 3);
+    for (field, value) in group_by.iter().zip(&result.key) {
+        entries.push((rmpv::Value::from(field.as_str()), value.to_rmpv()));
+    }
+    entries.push(("window_start".into(), result.start.into()));
+    entries.push(("window_end".into(), result.end.into()));
+    for (agg, value) in aggs.iter().zip(&result.values) {
+        entries.push((agg.name.as_str().into(), value.clone()));
+    }
+    entries.push(("firing".into(), result.firing.as_str().into()));
+    let mut buf = Vec::with_capacity(64);
+    // Writing to a Vec cannot fail.
+    let _ = rmpv::encode::write_value(&mut buf, &rmpv::Value::Map(entries));
+    Bytes::from(buf)
+}
+
+impl Operator for WindowOperator {
+    fn ports(&self) -> Vec<String> {
+        vec![String::new(), crate::config::LATE_PORT.to_owned()]
+    }
+
+    fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
+        let now = Instant::now();
+        for event in events {
+            if self.already_folded(event.origin) {
+                continue;
+            }
+            let time = match self.event_time(&event) {
+                Ok(time) => time,
+                Err(why) => {
+                    let why = format!("stage {}: {why}", self.stage);
+                    let dead = dead_letter_event(
+                        event,
+                        &self.stage,
+                        None,
+                        DeadLetterReason::Malformed,
+                        &why,
+                    );
+                    out.dead.push((DeadLetterReason::Malformed, dead));
+                    continue;
+                }
+            };
+            self.key.clear();
+            for field in &self.group_by {
+                self.key.push(Scalar::lookup(&event.payload, field));
+            }
+            match self
+                .engine
+                .add(&self.key, time, &event.payload, &mut self.results)
+            {
+                Added::Accepted => {}
+                Added::Late => {
+                    let why = format!(
+                        "event time {time} is past the allowed lateness of every window it falls in (watermark {})",
+                        self.engine.watermark()
+                    );
+                    self.refuse(event, DeadLetterReason::Late, &why, out);
+                    continue;
+                }
+                Added::Full(limit) => {
+                    self.refuse(event, DeadLetterReason::StateFull, &limit.to_string(), out);
+                    continue;
+                }
+                Added::OutOfRange => {
+                    let why = format!(
+                        "event time {time} is further than {MAX_EVENT_TIME} ms from the epoch"
+                    );
+                    let dead = dead_letter_event(
+                        event,
+                        &self.stage,
+                        None,
+                        DeadLetterReason::Malformed,
+                        &why,
+                    );
+                    out.dead.push((DeadLetterReason::Malformed, dead));
+                    continue;
+                }
+            }
+            let input = event.origin.map_or(NO_ORIGIN, |o| (o.source, o.partition));
+            let watermark = self.watermarks.observe_and_watermark(input, time, now);
+            if watermark > self.engine.watermark() {
+                self.engine.advance(watermark, &mut self.results);
+            }
+        }
+        self.emit_results(out);
+    }
+
+    fn stateful(&mut self) -> Option<&mut dyn Stateful> {
+        Some(self)
+    }
+}
+
+impl Stateful for WindowOperator {
+    fn tick(&mut self, out: &mut Processed) {
+        let now = Instant::now();
+        let watermark = self.watermarks.watermark(now);
+        if watermark > self.engine.watermark() {
+            self.engine.advance(watermark, &mut self.results);
+        }
+        if let Some(every) = self.early_every
+            && self.last_early.elapsed() >= every
+        {
+            self.last_early = now;
+            self.engine.fire_early(&mut self.results);
+        }
+        self.emit_results(out);
+    }
+
+    fn end_of_input(&mut self, out: &mut Processed) {
+        self.engine.advance(i64::MAX, &mut self.results);
+        self.emit_results(out);
+        if self.replayed > 0 {
+            tracing::info!(stage = %self.stage, events = self.replayed, "events read again after a restart were already in the restored state");
+        }
+    }
+
+    fn snapshot(&mut self) -> Vec<u8> {
+        let name = |id: u16| self.sources.get(id as usize).cloned().unwrap_or_default();
+        let snapshot = StageSnapshot {
+            version: SNAPSHOT_VERSION,
+            workers: self.workers as u32,
+            engine: self.engine.snapshot(),
+            positions: self
+                .folded
+                .iter()
+                .map(|(&(s, p), &offset)| (name(s), p, offset))
+                .collect(),
+            clocks: self
+                .watermarks
+                .clocks()
+                .map(|((s, p), latest)| {
+                    if (s, p) == NO_ORIGIN {
+                        (String::new(), 0, latest)
+                    } else {
+                        (name(s), p, latest)
+                    }
+                })
+                .collect(),
+        };
+        postcard::to_allocvec(&snapshot).expect("window stage state serializes")
+    }
+
+    fn tick_every(&self) -> Duration {
+        let idle = Duration::from_millis(250);
+        self.early_every.map_or(idle, |e| e.min(idle))
+    }
+}

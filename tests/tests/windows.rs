@@ -1,0 +1,297 @@
+//! Window stages through the real binary: results, late events, and checkpointed state
+//! that makes a kill -9 change no result.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use serde_json::Value;
+
+const EVENTS: u64 = 1_000_000;
+const KEYS: u64 = 10_000;
+
+/// A small deterministic generator, seeded per run and printed, so a failure replays.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One event per ms of event time, keys spread at random, times up to 800 ms out of order,
+/// and one event in 500 from 20–50 s back: within the allowed lateness (an update) or
+/// beyond it (late).
+fn write_events(ws: &Workspace, seed: u64) {
+    let mut rng = Lcg(seed);
+    let file = std::fs::File::create(ws.path("events.jsonl")).expect("events file");
+    let mut out = std::io::BufWriter::new(file);
+    for i in 0..EVENTS {
+        let base = 1_000_000 + i as i64;
+        let ts = if rng.below(500) == 0 {
+            base - 20_000 - rng.below(30_000) as i64
+        } else {
+            base - rng.below(800) as i64
+        };
+        let key = rng.below(KEYS);
+        let amount = rng.below(1000);
+        writeln!(
+            out,
+            r#"{{"id":{i},"k":"k{key}","amount":{amount},"ts":{ts}}}"#
+        )
+        .expect("write");
+    }
+    out.flush().expect("flush");
+}
+
+fn pipeline(ws: &Workspace, output: &str) {
+    ws.pipeline(&format!(
+        r#"
+[server]
+enabled = false
+[state]
+dir = "state-{output}"
+checkpoint_interval = "100ms"
+stage_checkpoint_interval = "250ms"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+format = "json"
+[stages.win]
+type = "window"
+inputs = ["in"]
+group_by = ["k"]
+window = {{ tumbling = "1m" }}
+time_field = "ts"
+out_of_orderness = "1s"
+allowed_lateness = "30s"
+parallelism = 2
+aggregations = {{ n = "count", total = {{ sum = "amount" }}, mean = {{ avg = "amount" }}, top = {{ max = "amount" }} }}
+[sinks.out]
+type = "file"
+path = "{output}.jsonl"
+inputs = ["win"]
+[sinks.dead]
+type = "file"
+path = "{output}-late.jsonl"
+[dead_letter]
+sink = "dead"
+"#
+    ));
+}
+
+/// The last result written for each (key, window start): the final word on each window.
+fn final_results(ws: &Workspace, name: &str) -> BTreeMap<(String, i64), Value> {
+    let text = std::fs::read_to_string(ws.path(name)).unwrap_or_default();
+    let mut results = BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+        let key = (
+            v["k"].as_str().expect("key").to_owned(),
+            v["window_start"].as_i64().expect("start"),
+        );
+        results.insert(key, v);
+    }
+    results
+}
+
+fn late_ids(ws: &Workspace, name: &str) -> BTreeSet<u64> {
+    ws.lines(name)
+        .iter()
+        .map(|v| v["id"].as_u64().expect("late event keeps its payload"))
+        .collect()
+}
+
+fn source_offset(ws: &Workspace, state: &str) -> u64 {
+    std::fs::read_to_string(ws.path(&format!("{state}/source-in.json")))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["offset"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn kill_9_three_times_changes_no_window_result() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    eprintln!("seed {seed}");
+    let ws = Workspace::new();
+    write_events(&ws, seed);
+    let size = std::fs::metadata(ws.path("events.jsonl"))
+        .expect("size")
+        .len();
+
+    pipeline(&ws, "reference");
+    let started = Instant::now();
+    let done = ws.run(Duration::from_secs(300));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let uninterrupted = started.elapsed();
+    let reference = final_results(&ws, "reference.jsonl");
+    let reference_late = late_ids(&ws, "reference-late.jsonl");
+    eprintln!(
+        "uninterrupted: {} windows, {} late events, {uninterrupted:?}",
+        reference.len(),
+        reference_late.len()
+    );
+    assert!(reference.len() > 100_000, "{} windows", reference.len());
+    assert!(!reference_late.is_empty(), "the data has late events");
+    let updates = ws
+        .lines("reference.jsonl")
+        .iter()
+        .filter(|v| v["firing"] == "update")
+        .count();
+    assert!(
+        updates > 0,
+        "events within the allowed lateness update fired windows"
+    );
+    let total: u64 = reference
+        .values()
+        .map(|v| v["n"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        total + reference_late.len() as u64,
+        EVENTS,
+        "every event is in a window or late"
+    );
+
+    pipeline(&ws, "killed");
+    let mut rng = Lcg(seed ^ 0x9e37_79b9);
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        let from = source_offset(&ws, "state-killed");
+        // Somewhere between a tenth and nine tenths of what is left, then a random delay
+        // so the kill falls anywhere in a checkpoint's cycle.
+        let target = from + (size - from) * (10 + rng.below(80)) / 100;
+        let mut weir = ws.start();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while source_offset(&ws, "state-killed") < target {
+            assert!(Instant::now() < deadline, "no progress:\n{}", weir.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        weir.signal("KILL");
+        let _ = weir.finish(Duration::from_secs(10));
+        kills.push(source_offset(&ws, "state-killed"));
+    }
+    eprintln!("killed at source offsets {kills:?} of {size}");
+    let done = ws.run(Duration::from_secs(300));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+
+    let killed = final_results(&ws, "killed.jsonl");
+    assert_eq!(killed.len(), reference.len(), "the same windows");
+    for (window, result) in &reference {
+        assert_eq!(killed.get(window), Some(result), "window {window:?}");
+    }
+    assert_eq!(late_ids(&ws, "killed-late.jsonl"), reference_late);
+}
+
+#[test]
+fn late_events_go_where_the_stage_says_and_are_counted() {
+    let ws = Workspace::new();
+    let lines = [
+        r#"{"k":"a","v":1,"ts":1000}"#,
+        r#"{"k":"a","v":2,"ts":61000}"#,
+        // The watermark is now 61000: window [0, 60000) has fired.
+        r#"{"k":"a","v":3,"ts":59000}"#,
+        r#"{"k":"b","v":4,"ts":125000}"#,
+        r#"{"k":"a","v":5,"ts":2000}"#,
+    ];
+    std::fs::write(ws.path("events.jsonl"), lines.join("\n") + "\n").expect("events");
+    for (policy, routed) in [
+        ("output", "late.jsonl"),
+        ("dead_letter", "dead.jsonl"),
+        ("drop", ""),
+    ] {
+        let late_sink = if policy == "output" {
+            "[sinks.late]\ntype = \"file\"\npath = \"late.jsonl\"\ninputs = [\"win.late\"]"
+        } else {
+            ""
+        };
+        ws.pipeline(&format!(
+            r#"
+[server]
+enabled = false
+[state]
+dir = "state-{policy}"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+format = "json"
+[stages.win]
+type = "window"
+inputs = ["in"]
+group_by = ["k"]
+window = {{ tumbling = "1m" }}
+time_field = "ts"
+late = "{policy}"
+aggregations = {{ n = "count", total = {{ sum = "v" }} }}
+having = "n > 0"
+[sinks.out]
+type = "file"
+path = "out-{policy}.jsonl"
+inputs = ["win"]
+[sinks.dead]
+type = "file"
+path = "dead.jsonl"
+[dead_letter]
+sink = "dead"
+{late_sink}
+"#
+        ));
+        let _ = std::fs::remove_file(ws.path("dead.jsonl"));
+        let done = ws.run(Duration::from_secs(60));
+        assert_eq!(done.code, 0, "{}", done.stderr);
+        let out = ws.lines(&format!("out-{policy}.jsonl"));
+        let windows: Vec<(String, i64, i64, i64)> = out
+            .iter()
+            .map(|v| {
+                (
+                    v["k"].as_str().unwrap().to_owned(),
+                    v["window_start"].as_i64().unwrap(),
+                    v["n"].as_i64().unwrap(),
+                    v["total"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("a".into(), 0, 1, 1),
+                ("a".into(), 60_000, 1, 2),
+                ("b".into(), 120_000, 1, 4)
+            ],
+            "{policy}"
+        );
+        assert!(
+            out.iter()
+                .all(|v| v["firing"] == "final" && v["window_end"].is_i64())
+        );
+        let summary = done.summary();
+        if routed.is_empty() {
+            assert_eq!(summary["win"]["late_dropped"], 2, "{}", done.stderr);
+            assert!(!ws.path("dead.jsonl").exists() || ws.lines("dead.jsonl").is_empty());
+        } else {
+            let late: Vec<i64> = ws
+                .lines(routed)
+                .iter()
+                .map(|v| v["v"].as_i64().unwrap())
+                .collect();
+            assert_eq!(late, [3, 5], "{policy}");
+        }
+        if policy == "dead_letter" {
+            assert_eq!(summary["win"]["failed"], 2, "{}", done.stderr);
+        }
+    }
+}
