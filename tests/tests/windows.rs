@@ -295,3 +295,222 @@ sink = "dead"
         }
     }
 }
+
+/// Checks that the plugin aggregation `s` (the `stats` example) agrees with the built-ins
+/// `n`, `total`, `mean`, `lo` and `hi` of the same result.
+fn assert_stats_match_builtins(result: &Value) {
+    let s = &result["s"];
+    assert_eq!(s["count"], result["n"], "{result}");
+    assert_eq!(s["sum"].as_f64(), result["total"].as_f64(), "{result}");
+    assert_eq!(s["mean"], result["mean"], "{result}");
+    assert_eq!(s["min"].as_f64(), result["lo"].as_f64(), "{result}");
+    assert_eq!(s["max"].as_f64(), result["hi"].as_f64(), "{result}");
+}
+
+const BUILTINS_AND_STATS: &str = r#"aggregations = { n = "count", total = { sum = "amount" }, mean = { avg = "amount" }, lo = { min = "amount" }, hi = { max = "amount" }, s = { plugin = "stats", config = { field = "amount" } } }"#;
+
+#[test]
+fn a_plugin_aggregator_gives_the_builtins_results_in_every_window_kind() {
+    let ws = Workspace::new();
+    let mut rng = Lcg(42);
+    let mut text = String::new();
+    for i in 0..100_000i64 {
+        // Out of order by up to 2 s, one in 200 events 10–40 s late, gaps for sessions.
+        let mut ts = 1_000_000 + i * 3 - rng.below(2_000) as i64;
+        if rng.below(200) == 0 {
+            ts -= 10_000 + rng.below(30_000) as i64;
+        }
+        if (i / 5_000) % 2 == 1 {
+            ts += 20_000;
+        }
+        let key = rng.below(50);
+        let amount = rng.below(1_000);
+        text.push_str(&format!(r#"{{"k":"k{key}","amount":{amount},"ts":{ts}}}"#));
+        text.push('\n');
+    }
+    std::fs::write(ws.path("events.jsonl"), text).expect("events");
+    let stage = |name: &str, window: &str| {
+        format!(
+            r#"
+[stages.{name}]
+type = "window"
+inputs = ["in"]
+group_by = ["k"]
+window = {window}
+time_field = "ts"
+out_of_orderness = "2s"
+allowed_lateness = "20s"
+late = "drop"
+{BUILTINS_AND_STATS}
+[sinks.{name}_out]
+type = "file"
+path = "{name}.jsonl"
+inputs = ["{name}"]
+"#
+        )
+    };
+    ws.pipeline(&format!(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{{plugins}}"
+[state]
+dir = "state"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+format = "json"
+{}{}{}{}"#,
+        stage("tumbling", r#"{ tumbling = "10s" }"#),
+        stage("sliding", r#"{ sliding = "10s", every = "5s" }"#),
+        stage("session", r#"{ session = "1s" }"#),
+        stage("count", "{ count = 100 }"),
+    ));
+    let done = ws.run(Duration::from_secs(300));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    for name in ["tumbling", "sliding", "session", "count"] {
+        let results = ws.lines(&format!("{name}.jsonl"));
+        assert!(results.len() > 100, "{name}: {} results", results.len());
+        for result in &results {
+            assert_stats_match_builtins(result);
+        }
+        let updates = results.iter().filter(|r| r["firing"] == "update").count();
+        eprintln!("{name}: {} results, {updates} updates", results.len());
+    }
+}
+
+/// `from` with a custom section appended: the same plugin, other bytes, a new version.
+fn another_version(from: &std::path::Path, to: &std::path::Path) {
+    let mut bytes = std::fs::read(from).expect("plugin");
+    let name = b"weir-test-build";
+    let payload = b"2";
+    // Custom section: id 0, size, then the name (length-prefixed) and the payload.
+    bytes.push(0);
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    let tmp = to.with_file_name(".stats.wasm.tmp");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, to).expect("rename");
+}
+
+fn stage_events_in(address: &str, stage: &str) -> u64 {
+    let (status, body) = common::http_get(address, "/api/v1/pipeline");
+    assert_eq!(status, 200, "{body}");
+    let pipeline: Value = serde_json::from_str(&body).expect("json");
+    // Empty until the pipeline has started.
+    pipeline["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == stage))
+        .and_then(|c| c["counters"]["events_in"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_reload_mid_window_keeps_the_plugins_accumulated_values() {
+    let ws = Workspace::new();
+    let plugins = ws.path("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(weir_e2e::plugin("stats"), plugins.join("stats.wasm")).expect("copy");
+    let mut rng = Lcg(7);
+    let events: Vec<String> = (0..200_000i64)
+        .map(|i| {
+            format!(
+                r#"{{"k":"k{}","amount":{},"ts":{}}}"#,
+                rng.below(100),
+                rng.below(1_000),
+                1_000_000 + i
+            )
+        })
+        .collect();
+    // The first part ends in the middle of a window.
+    let split = 100_500;
+    let body = |events: &[String]| events.iter().map(|e| format!("{e}\n")).collect::<String>();
+    std::fs::write(ws.path("events.jsonl"), body(&events[..split])).expect("part 1");
+    std::fs::write(ws.path("all.jsonl"), body(&events)).expect("all");
+    let pipeline = |path: &str, follow: bool, out: &str| {
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:0"
+[plugins]
+dir = "plugins"
+[state]
+dir = "state-{out}"
+[sources.in]
+type = "file"
+path = "{path}"
+format = "json"
+follow = {follow}
+poll_interval = "20ms"
+[stages.win]
+type = "window"
+inputs = ["in"]
+group_by = ["k"]
+window = {{ tumbling = "1s" }}
+time_field = "ts"
+{BUILTINS_AND_STATS}
+[sinks.out]
+type = "file"
+path = "{out}.jsonl"
+inputs = ["win"]
+"#
+        )
+    };
+    ws.pipeline(&pipeline("all.jsonl", false, "reference"));
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let reference = final_results(&ws, "reference.jsonl");
+
+    ws.pipeline(&pipeline("events.jsonl", true, "reloaded"));
+    let mut weir = ws.start();
+    let address = weir.address();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait("the first part", &|| {
+        stage_events_in(&address, "win") >= split as u64
+    });
+    another_version(&plugins.join("stats.wasm"), &plugins.join("stats.wasm"));
+    weir.wait_for("reloaded", Duration::from_secs(30));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ws.path("events.jsonl"))
+        .expect("append");
+    file.write_all(body(&events[split..]).as_bytes())
+        .expect("part 2");
+    drop(file);
+    wait("the second part", &|| {
+        stage_events_in(&address, "win") >= events.len() as u64
+    });
+    weir.wait_for(
+        "aggregator switched to the new version",
+        Duration::from_secs(30),
+    );
+    weir.signal("TERM");
+    let done = weir.finish(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+
+    let reloaded = final_results(&ws, "reloaded.jsonl");
+    // Every window but the last fired: the watermark stops at the last event.
+    assert!(
+        reloaded.len() >= reference.len() - 100,
+        "{} of {} windows",
+        reloaded.len(),
+        reference.len()
+    );
+    assert!(
+        reloaded.keys().any(|(_, start)| *start == 1_100_000),
+        "the window the reload fell in fired"
+    );
+    for (window, result) in &reloaded {
+        assert_stats_match_builtins(result);
+        assert_eq!(reference.get(window), Some(result), "window {window:?}");
+    }
+}

@@ -287,7 +287,28 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
                     problem(key("condition"), format!("{:?}: {e}", f.condition));
                 }
             }
-            StageConfig::Window(w) => check_window(w, &key, problem),
+            StageConfig::Window(w) => {
+                check_window(w, &key, problem);
+                for (agg, custom) in w.aggregations.0.iter().filter_map(|a| match a.kind {
+                    crate::operators::window::AggKind::Custom(n) => {
+                        w.aggregations.1.get(n as usize).map(|c| (a, c))
+                    }
+                    _ => None,
+                }) {
+                    let at = key(&format!("aggregations.{}.plugin", agg.name));
+                    match plugins.kind(&custom.plugin) {
+                        Ok(PluginKind::Aggregator) => {}
+                        Ok(other) => problem(
+                            at,
+                            format!(
+                                "plugin {:?} is of the {other} world, not aggregator",
+                                custom.plugin
+                            ),
+                        ),
+                        Err(message) => problem(at, message),
+                    }
+                }
+            }
             StageConfig::Route(r) => {
                 if r.routes.is_empty() {
                     problem(

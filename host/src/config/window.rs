@@ -88,13 +88,28 @@ impl<'de> Deserialize<'de> for WindowShape {
 }
 
 /// The aggregations as written, in their order: `n = "count"`, `total = { sum = "amount" }`,
-/// `p95 = { percentile = 0.95, field = "latency" }`, `top = { top_k = 3, field = "page" }`.
+/// `p95 = { percentile = 0.95, field = "latency" }`, `top = { top_k = 3, field = "page" }`,
+/// `s = { plugin = "stats", config = { field = "amount" } }`; and the plugin aggregations
+/// among them, which `AggKind::Custom(n)` numbers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Aggregations(pub Vec<AggSpec>);
+pub struct Aggregations(pub Vec<AggSpec>, pub Vec<PluginAggConfig>);
 
-const FORMS: &str = "\"count\", { count = \"FIELD\" }, { sum | avg | min | max | first | last | stddev | variance | distinct_count = \"FIELD\" }, { percentile = 0.95, field = \"FIELD\" } or { top_k = 3, field = \"FIELD\" }";
+/// An aggregation computed by an `aggregator` plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginAggConfig {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Its `init` config.
+    pub config: serde_json::Value,
+}
 
-fn aggregation(name: &str, value: &toml::Value) -> Result<AggSpec, String> {
+const FORMS: &str = "\"count\", { plugin = \"NAME\", config = { ... } }, { count = \"FIELD\" }, { sum | avg | min | max | first | last | stddev | variance | distinct_count = \"FIELD\" }, { percentile = 0.95, field = \"FIELD\" } or { top_k = 3, field = \"FIELD\" }";
+
+fn aggregation(
+    name: &str,
+    value: &toml::Value,
+    plugins: &mut Vec<PluginAggConfig>,
+) -> Result<AggSpec, String> {
     let spec = |kind, field: Option<&str>| AggSpec {
         name: name.to_owned(),
         kind,
@@ -115,6 +130,33 @@ fn aggregation(name: &str, value: &toml::Value) -> Result<AggSpec, String> {
         )),
         None => Ok(()),
     };
+    if let Some(plugin) = table.get("plugin") {
+        only(&["plugin", "config"])?;
+        let Some(plugin) = plugin.as_str().filter(|p| !p.is_empty()) else {
+            return Err(format!(
+                "aggregation {name:?}: plugin is the name of an aggregator plugin"
+            ));
+        };
+        let config = match table.get("config") {
+            None => serde_json::Value::Object(serde_json::Map::new()),
+            Some(toml::Value::Table(t)) => serde_json::to_value(t).map_err(|e| e.to_string())?,
+            Some(_) => {
+                return Err(format!(
+                    "aggregation {name:?}: config is a table, like config = {{ field = \"amount\" }}"
+                ));
+            }
+        };
+        let n = u16::try_from(plugins.len()).map_err(|_| "too many plugin aggregations")?;
+        plugins.push(PluginAggConfig {
+            plugin: plugin.to_owned(),
+            config,
+        });
+        return Ok(AggSpec {
+            name: name.to_owned(),
+            kind: AggKind::Custom(n),
+            field: None,
+        });
+    }
     let simple = [
         ("count", AggKind::Count),
         ("sum", AggKind::Sum),
@@ -168,7 +210,8 @@ impl<'de> Deserialize<'de> for Aggregations {
             ));
         }
         let reserved = ["window_start", "window_end", "firing"];
-        table
+        let mut plugins = Vec::new();
+        let specs = table
             .iter()
             .map(|(name, value)| {
                 if reserved.contains(&name.as_str()) {
@@ -176,11 +219,11 @@ impl<'de> Deserialize<'de> for Aggregations {
                         "aggregation name {name:?} is taken by the window's own output fields"
                     ));
                 }
-                aggregation(name, value)
+                aggregation(name, value, &mut plugins)
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(Self)
-            .map_err(serde::de::Error::custom)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Self(specs, plugins))
     }
 }
 

@@ -28,7 +28,9 @@ use crate::delivery::CheckpointStore;
 use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
-use crate::operators::window::{Scalar, worker_of};
+use crate::operators::window::{
+    CustomAggregations, PluginAggregation, PluginAggregations, Scalar, worker_of,
+};
 use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator, WindowOperator};
 use crate::plugins::{PluginKind, PluginLimits, PluginRegistry, PluginUser};
 
@@ -343,6 +345,19 @@ pub async fn start(
 pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>> {
     let mut users: HashMap<String, Vec<PluginUser>> = HashMap::new();
     for (name, stage) in &config.stages {
+        if let StageConfig::Window(w) = stage {
+            for custom in &w.aggregations.1 {
+                users
+                    .entry(custom.plugin.clone())
+                    .or_default()
+                    .push(PluginUser {
+                        stage: name.clone(),
+                        kind: PluginKind::Aggregator,
+                        config: custom.config.to_string(),
+                        limits: plugin_limits(config),
+                    });
+            }
+        }
         if let StageConfig::Handler(h) = stage {
             users.entry(h.plugin.clone()).or_default().push(PluginUser {
                 stage: name.clone(),
@@ -353,6 +368,15 @@ pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>>
         }
     }
     users
+}
+
+/// The limits `[plugins]` sets.
+fn plugin_limits(config: &PipelineConfig) -> PluginLimits {
+    PluginLimits {
+        call_timeout: config.plugins.timeout.0,
+        memory_bytes: (config.plugins.memory_mb as usize) << 20,
+        ..PluginLimits::default()
+    }
 }
 
 /// A stage's limits: its own, else its plugin's `NAME.toml` (merged in at load), else
@@ -404,12 +428,46 @@ impl Build<'_> {
             ..
         } = *self;
         if let StageConfig::Window(w) = stage {
-            return self.window_operators(w);
+            return self.window_operators(w).await;
         }
         operators(name, stage, config, plugins, metrics, shutdown).await
     }
 
-    fn window_operators(
+    /// Instances of the stage's plugin aggregations, for one worker.
+    async fn plugin_aggregations(
+        &self,
+        w: &crate::config::WindowStageConfig,
+    ) -> Result<Option<Box<dyn CustomAggregations>>, BuildError> {
+        if w.aggregations.1.is_empty() {
+            return Ok(None);
+        }
+        let mut all = Vec::with_capacity(w.aggregations.1.len());
+        for custom in &w.aggregations.1 {
+            let error = |reason: String| BuildError::Stage {
+                stage: self.name.to_owned(),
+                reason: format!("aggregator plugin {:?}: {reason}", custom.plugin),
+            };
+            let slot = self
+                .plugins
+                .slot(&custom.plugin)
+                .cloned()
+                .ok_or_else(|| error("not loaded".into()))?;
+            let stage = self.name.to_owned();
+            let config = custom.config.to_string();
+            let limits = plugin_limits(self.config);
+            // `init` runs plugin code: off the runtime threads.
+            let aggregation = tokio::task::spawn_blocking(move || {
+                PluginAggregation::new(&stage, slot, limits, config)
+            })
+            .await
+            .map_err(|e| error(e.to_string()))?
+            .map_err(|e| error(e.to_string()))?;
+            all.push(aggregation);
+        }
+        Ok(Some(Box::new(PluginAggregations(all))))
+    }
+
+    async fn window_operators(
         &self,
         w: &crate::config::WindowStageConfig,
     ) -> Result<Vec<Box<dyn Operator>>, BuildError> {
@@ -433,12 +491,14 @@ impl Build<'_> {
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
         for worker in 0..n {
             let snapshot = saved(worker)?;
+            let custom = self.plugin_aggregations(w).await?;
             let operator = WindowOperator::new(
                 self.name,
                 w,
                 n,
                 Arc::clone(self.sources),
                 late_dropped.clone(),
+                custom,
                 snapshot.as_deref(),
             )
             .map_err(|e| error(format!("worker {worker}: {e}")))?;

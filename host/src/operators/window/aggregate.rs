@@ -105,6 +105,9 @@ pub enum AggKind {
     DistinctCount,
     /// The `k` most frequent values, most frequent first (exact counts).
     TopK(usize),
+    /// An `aggregator` plugin: the stage's custom aggregation number `n`, whose
+    /// accumulators are opaque bytes folded by the plugin.
+    Custom(u16),
 }
 
 /// One aggregation of a window stage: its output name, what it computes and over which
@@ -140,6 +143,8 @@ pub enum Accumulator {
     Distinct(Box<HyperLogLogPlus<u64, StableHasher>>),
     /// Top-k: count per value.
     Frequencies(HashMap<Scalar, u64>),
+    /// A plugin's accumulator; empty until the plugin first folds into it.
+    Custom(Vec<u8>),
 }
 
 fn sketch() -> Box<DDSketch> {
@@ -174,6 +179,7 @@ impl Accumulator {
                     .expect("precision 14 is valid"),
             )),
             AggKind::TopK(_) => Self::Frequencies(HashMap::new()),
+            AggKind::Custom(_) => Self::Custom(Vec::new()),
         }
     }
 
@@ -232,6 +238,8 @@ impl Accumulator {
                 }
             }
             Self::Distinct(hll) => hll.insert(&stable_hash(value)),
+            // Folded by its plugin, a batch at a time, by the engine.
+            Self::Custom(_) => {}
             Self::Frequencies(counts) => *counts.entry(value.clone()).or_default() += 1,
         }
     }
@@ -347,6 +355,8 @@ impl Accumulator {
                 };
                 top_k(counts, k)
             }
+            // Finished by its plugin, by the engine.
+            Self::Custom(_) => rmpv::Value::Nil,
         }
     }
 }

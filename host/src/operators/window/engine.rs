@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{Accumulator, AggSpec};
+use super::aggregate::{Accumulator, AggKind, AggSpec};
 use super::assign::{MAX_EVENT_TIME, WindowKind};
+use super::custom::CustomAggregations;
 use super::value::Scalar;
+use crate::event::Event;
 
 /// The values of a stage's `group_by` fields for one event.
 pub type GroupKey = Vec<Scalar>;
@@ -198,11 +200,31 @@ pub struct WindowEngine {
     field_of: Vec<Option<usize>>,
     /// This event's value of each field.
     values: Vec<Scalar>,
+    /// Plugin aggregations, folded a batch at a time.
+    custom: Option<Box<dyn CustomAggregations>>,
+    /// (position among `aggs`, custom number) of each plugin aggregation.
+    custom_aggs: Vec<(usize, u16)>,
+    /// Events waiting for the plugins, and the windows each goes into: (key id, start,
+    /// index into `pending_events`).
+    pending_events: Vec<Event>,
+    pending: Vec<(usize, i64, u32)>,
+    /// The event being added, as an index into `pending_events`.
+    current: Option<u32>,
+    /// Events a plugin could not fold in, with why.
+    custom_failures: Vec<(Event, String)>,
 }
 
 impl WindowEngine {
     /// An engine with no state.
     pub fn new(kind: WindowKind, aggs: Vec<AggSpec>, allowed_lateness: i64) -> Self {
+        let custom_aggs = aggs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a.kind {
+                AggKind::Custom(n) => Some((i, n)),
+                _ => None,
+            })
+            .collect();
         let mut fields: Vec<String> = Vec::new();
         let field_of = aggs
             .iter()
@@ -228,9 +250,123 @@ impl WindowEngine {
             max_keys: usize::MAX,
             max_windows: usize::MAX,
             scratch: Vec::new(),
+            custom_aggs,
             fields,
             field_of,
             values: Vec::new(),
+            custom: None,
+            pending_events: Vec::new(),
+            pending: Vec::new(),
+            current: None,
+            custom_failures: Vec::new(),
+        }
+    }
+
+    /// Has the plugin aggregations (`AggKind::Custom`) computed by `custom`.
+    pub fn with_custom(mut self, custom: Box<dyn CustomAggregations>) -> Self {
+        self.custom = Some(custom);
+        self
+    }
+
+    /// Folds in `event` of `key` at event time `time`, as [`add`](Self::add) does; plugin
+    /// aggregations take it at the next [`flush_custom`](Self::flush_custom) or before
+    /// any result that needs it.
+    pub fn add_event(
+        &mut self,
+        key: &[Scalar],
+        time: i64,
+        event: &Event,
+        out: &mut Vec<WindowResult>,
+    ) -> Added {
+        if self.custom_aggs.is_empty() {
+            return self.add(key, time, &event.payload, out);
+        }
+        self.pending_events.push(event.clone());
+        self.current = Some((self.pending_events.len() - 1) as u32);
+        let added = self.add(key, time, &event.payload, out);
+        self.current = None;
+        if added != Added::Accepted {
+            self.pending_events.pop();
+        }
+        added
+    }
+
+    /// Events a plugin aggregation could not fold in since the last call, with why.
+    pub fn take_custom_failures(&mut self) -> Vec<(Event, String)> {
+        std::mem::take(&mut self.custom_failures)
+    }
+
+    /// Has the plugins fold in every event waiting for them.
+    pub fn flush_custom(&mut self) {
+        if self.pending.is_empty() {
+            if self.current.is_none() {
+                self.pending_events.clear();
+            }
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let events = std::mem::take(&mut self.pending_events);
+        if let Some(current) = self.current {
+            // The event being added may go into more windows after this flush.
+            self.pending_events.push(events[current as usize].clone());
+            self.current = Some(0);
+        }
+        let Some(custom) = self.custom.as_mut() else {
+            return;
+        };
+        // Each window once, in the order first met; the events in arrival order.
+        let mut slots: Vec<(usize, i64)> = Vec::new();
+        let mut slot_of: HashMap<(usize, i64), u32, foldhash::fast::RandomState> =
+            HashMap::default();
+        let mut targets = Vec::with_capacity(pending.len());
+        let mut batch = Vec::with_capacity(pending.len());
+        for &(id, start, event) in &pending {
+            let slot = *slot_of.entry((id, start)).or_insert_with(|| {
+                slots.push((id, start));
+                (slots.len() - 1) as u32
+            });
+            targets.push(slot);
+            batch.push(events[event as usize].clone());
+        }
+        let mut failed = std::collections::BTreeMap::new();
+        for &(position, number) in &self.custom_aggs {
+            let mut accs: Vec<Vec<u8>> = slots
+                .iter()
+                .map(|&(id, start)| {
+                    match self.keys[id]
+                        .windows
+                        .get_mut(&start)
+                        .map(|w| &mut w.accumulators[position])
+                    {
+                        Some(Accumulator::Custom(bytes)) => std::mem::take(bytes),
+                        _ => Vec::new(),
+                    }
+                })
+                .collect();
+            for (i, why) in custom.add(number, &mut accs, &batch, &targets) {
+                failed.entry(pending[i].2).or_insert(why);
+            }
+            for (&(id, start), acc) in slots.iter().zip(accs) {
+                if let Some(Accumulator::Custom(bytes)) = self.keys[id]
+                    .windows
+                    .get_mut(&start)
+                    .map(|w| &mut w.accumulators[position])
+                {
+                    *bytes = acc;
+                }
+            }
+        }
+        for (event, why) in failed {
+            self.custom_failures
+                .push((events[event as usize].clone(), why));
+        }
+    }
+
+    /// Notes that the current event went into window `start` of key `id`, for the plugin
+    /// aggregations.
+    fn note_pending(&mut self, id: usize, start: i64) {
+        if let Some(event) = self.current {
+            self.pending.push((id, start, event));
         }
     }
 
@@ -309,12 +445,14 @@ impl WindowEngine {
             ));
         }
         let (max_keys, max_windows) = (self.max_keys, self.max_windows);
+        let custom = self.custom.take();
         *self = Self::new(
             self.kind,
             std::mem::take(&mut self.aggs),
             self.allowed_lateness,
         )
         .with_limits(max_keys, max_windows);
+        self.custom = custom;
         self.watermark = snapshot.watermark;
         self.arrivals = snapshot.arrivals;
         for (key, windows) in snapshot.keys {
@@ -408,6 +546,13 @@ impl WindowEngine {
         if watermark <= self.watermark {
             return;
         }
+        if self
+            .timers
+            .first_key_value()
+            .is_some_and(|(&at, _)| at <= watermark)
+        {
+            self.flush_custom();
+        }
         self.watermark = watermark;
         while let Some(entry) = self.timers.first_entry() {
             if *entry.key() > watermark {
@@ -422,6 +567,7 @@ impl WindowEngine {
     /// Emits the current result of every window that changed since it last fired, as an
     /// early firing.
     pub fn fire_early(&mut self, out: &mut Vec<WindowResult>) {
+        self.flush_custom();
         for state in &mut self.keys {
             for (&start, window) in state.windows.iter_mut() {
                 if window.changed && !window.fired {
@@ -431,7 +577,14 @@ impl WindowEngine {
                         WindowKind::Count { .. } => window.earliest,
                         _ => start,
                     };
-                    out.push(result(&self.aggs, &state.key, start, window, Firing::Early));
+                    out.push(result(
+                        &self.aggs,
+                        &mut self.custom,
+                        &state.key,
+                        start,
+                        window,
+                        Firing::Early,
+                    ));
                 }
             }
         }
@@ -547,8 +700,10 @@ impl WindowEngine {
             self.open += 1;
             self.schedule(id, start, end);
         }
-        let state = &mut self.keys[id];
-        let window = state.windows.get_mut(&start).expect("inserted above");
+        let window = self.keys[id]
+            .windows
+            .get_mut(&start)
+            .expect("inserted above");
         Self::fold(
             &self.aggs,
             &self.field_of,
@@ -557,12 +712,17 @@ impl WindowEngine {
             time,
             order,
         );
+        self.note_pending(id, start);
         if self.watermark != i64::MIN && end - 1 <= self.watermark {
             // The watermark passed this window already: an update, at once.
+            self.flush_custom();
+            let state = &mut self.keys[id];
+            let window = state.windows.get_mut(&start).expect("inserted above");
             window.fired = true;
             window.changed = false;
             out.push(result(
                 &self.aggs,
+                &mut self.custom,
                 &state.key,
                 start,
                 window,
@@ -581,6 +741,15 @@ impl WindowEngine {
     ) {
         let (mut start, mut end) = (time, time.saturating_add(gap));
         let mut merged = self.new_window(end);
+        if !self.pending.is_empty()
+            && self.keys[id]
+                .windows
+                .up_to(end)
+                .any(|(_, w)| w.end >= start)
+        {
+            // Sessions about to merge must hold every event first.
+            self.flush_custom();
+        }
         let state = &mut self.keys[id];
         // Sessions that touch or overlap the new one join it.
         let joining: Vec<i64> = state
@@ -604,7 +773,15 @@ impl WindowEngine {
                 .zip(&mut merged.accumulators)
                 .zip(&window.accumulators)
             {
-                acc.merge(agg.kind, other);
+                match (agg.kind, acc, other, &mut self.custom) {
+                    (
+                        AggKind::Custom(n),
+                        Accumulator::Custom(left),
+                        Accumulator::Custom(right),
+                        Some(custom),
+                    ) => custom.merge(n, left, right),
+                    (kind, acc, other, _) => acc.merge(kind, other),
+                }
             }
             merged.events += window.events;
         }
@@ -623,16 +800,23 @@ impl WindowEngine {
         if passed {
             merged.fired = true;
             merged.changed = false;
-            out.push(result(
-                &self.aggs,
-                &state.key,
-                start,
-                &mut merged,
-                Firing::Update,
-            ));
         }
         state.windows.insert(start, merged);
         self.open += 1;
+        self.note_pending(id, start);
+        if passed {
+            self.flush_custom();
+            let state = &mut self.keys[id];
+            let window = state.windows.get_mut(&start).expect("inserted above");
+            out.push(result(
+                &self.aggs,
+                &mut self.custom,
+                &state.key,
+                start,
+                window,
+                Firing::Update,
+            ));
+        }
         if many || joined != Some((start, end)) {
             self.schedule(id, start, end);
         }
@@ -654,8 +838,10 @@ impl WindowEngine {
             self.keys[id].windows.insert(0, window);
             self.open += 1;
         }
-        let state = &mut self.keys[id];
-        let window = state.windows.get_mut(&0).expect("one open count window");
+        let window = self.keys[id]
+            .windows
+            .get_mut(&0)
+            .expect("one open count window");
         window.end = window.end.max(time.saturating_add(1));
         window.earliest = window.earliest.min(time);
         Self::fold(
@@ -666,11 +852,16 @@ impl WindowEngine {
             time,
             order,
         );
-        if window.events >= size {
+        let full = window.events >= size;
+        self.note_pending(id, 0);
+        if full {
+            self.flush_custom();
+            let state = &mut self.keys[id];
             let mut window = state.windows.remove(&0).expect("present");
             self.open -= 1;
             out.push(result(
                 &self.aggs,
+                &mut self.custom,
                 &state.key,
                 window.earliest,
                 &mut window,
@@ -720,7 +911,14 @@ impl WindowEngine {
         if what == TimerKind::Fire && !window.fired {
             window.fired = true;
             window.changed = false;
-            out.push(result(&self.aggs, &state.key, start, window, Firing::Final));
+            out.push(result(
+                &self.aggs,
+                &mut self.custom,
+                &state.key,
+                start,
+                window,
+                Firing::Final,
+            ));
         }
         if what == TimerKind::Purge || self.allowed_lateness == 0 {
             state.windows.remove(&start);
@@ -739,6 +937,7 @@ impl WindowEngine {
 
 fn result(
     aggs: &[AggSpec],
+    custom: &mut Option<Box<dyn CustomAggregations>>,
     key: &GroupKey,
     start: i64,
     window: &mut Window,
@@ -751,7 +950,12 @@ fn result(
         values: aggs
             .iter()
             .zip(&mut window.accumulators)
-            .map(|(agg, acc)| acc.result(agg.kind))
+            .map(|(agg, acc)| match (agg.kind, acc, custom.as_mut()) {
+                (AggKind::Custom(n), Accumulator::Custom(bytes), Some(custom)) => {
+                    custom.finish(n, bytes)
+                }
+                (kind, acc, _) => acc.result(kind),
+            })
             .collect(),
         events: window.events,
         firing,

@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod assign;
+mod custom;
 mod engine;
 mod operator;
 mod value;
@@ -11,6 +12,7 @@ mod watermark;
 
 pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR, StableHasher, stable_hash};
 pub use assign::{MAX_EVENT_TIME, WindowKind};
+pub use custom::{CustomAggregations, PluginAggregation, PluginAggregations};
 pub use engine::{Added, Firing, GroupKey, Limit, WindowEngine, WindowResult};
 pub use operator::{WindowOperator, worker_of};
 pub use value::Scalar;

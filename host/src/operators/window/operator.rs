@@ -13,6 +13,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
+use super::custom::CustomAggregations;
 use super::engine::{Added, WindowEngine, WindowResult};
 use super::value::Scalar;
 use super::watermark::WatermarkTracker;
@@ -87,6 +88,7 @@ impl WindowOperator {
         workers: usize,
         sources: Arc<[String]>,
         late_dropped: Counter,
+        custom: Option<Box<dyn CustomAggregations>>,
         snapshot: Option<&[u8]>,
     ) -> Result<Self, String> {
         let having = match &config.having {
@@ -99,6 +101,10 @@ impl WindowOperator {
             i64::try_from(config.allowed_lateness.0.as_millis()).unwrap_or(i64::MAX),
         )
         .with_limits(config.max_keys, config.max_windows);
+        let engine = match custom {
+            Some(custom) => engine.with_custom(custom),
+            None => engine,
+        };
         let mut operator = Self {
             stage: stage.to_owned(),
             engine,
@@ -209,6 +215,18 @@ impl WindowOperator {
         }
     }
 
+    /// Dead-letters the events a plugin aggregation could not fold in.
+    fn custom_failures(&mut self, out: &mut Processed) {
+        for (event, why) in self.engine.take_custom_failures() {
+            let why = format!("stage {}: {why}", self.stage);
+            let reason = DeadLetterReason::PluginError;
+            out.dead.push((
+                reason,
+                dead_letter_event(event, &self.stage, None, reason, &why),
+            ));
+        }
+    }
+
     /// Turns the results gathered so far into events on the main output.
     fn emit_results(&mut self, out: &mut Processed) {
         for result in self.results.drain(..) {
@@ -275,7 +293,7 @@ impl Operator for WindowOperator {
             }
             match self
                 .engine
-                .add(&self.key, time, &event.payload, &mut self.results)
+                .add_event(&self.key, time, &event, &mut self.results)
             {
                 Added::Accepted => {}
                 Added::Late => {
@@ -311,6 +329,8 @@ impl Operator for WindowOperator {
                 self.engine.advance(watermark, &mut self.results);
             }
         }
+        self.engine.flush_custom();
+        self.custom_failures(out);
         self.emit_results(out);
     }
 
@@ -332,11 +352,13 @@ impl Stateful for WindowOperator {
             self.last_early = now;
             self.engine.fire_early(&mut self.results);
         }
+        self.custom_failures(out);
         self.emit_results(out);
     }
 
     fn end_of_input(&mut self, out: &mut Processed) {
         self.engine.advance(i64::MAX, &mut self.results);
+        self.custom_failures(out);
         self.emit_results(out);
         if self.replayed > 0 {
             tracing::info!(stage = %self.stage, events = self.replayed, "events read again after a restart were already in the restored state");
@@ -344,6 +366,8 @@ impl Stateful for WindowOperator {
     }
 
     fn snapshot(&mut self) -> Vec<u8> {
+        // Every event folded in counts as in the state: the plugins must hold it too.
+        self.engine.flush_custom();
         let name = |id: u16| self.sources.get(id as usize).cloned().unwrap_or_default();
         let snapshot = StageSnapshot {
             version: SNAPSHOT_VERSION,
