@@ -6,6 +6,9 @@
 //! trails the latest event time by one second and advances every 1,024 events, as a
 //! stage advances it once per batch. Each figure is the median of five rounds.
 //!
+//! The same window with the sums kept by the `stats` aggregator plugin instead (count, sum,
+//! min, max, mean in one accumulator), folded many events per call as the stage does.
+//!
 //! Then a checkpoint of 1,000,000 open windows (one per key, count + sum + avg): the time
 //! to snapshot the engine, to write it to the checkpoint store (one durable transaction),
 //! to read it back and restore it, and its size.
@@ -15,9 +18,14 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use weir::operators::window::{AggKind, AggSpec, Scalar, WindowEngine, WindowKind};
+use weir::event::Event;
+use weir::operators::window::{
+    AggKind, AggSpec, PluginAggregation, PluginAggregations, Scalar, WindowEngine, WindowKind,
+};
+use weir::plugins::{PluginEngine, PluginLimits, PluginLoader, PluginRegistry};
 use weir::state::CheckpointStore;
 use weir_plugin_sdk::msgpack;
 
@@ -97,6 +105,46 @@ fn engine(input: &Input) -> (f64, usize) {
     (EVENTS as f64 / started.elapsed().as_secs_f64(), results)
 }
 
+/// The engine with the `stats` plugin as its one aggregation; returns events/s and the
+/// number of results.
+fn wasm_engine(input: &Input, events: &[Event], registry: &PluginRegistry) -> (f64, usize) {
+    let slot = Arc::clone(registry.slot("stats").expect("stats loaded"));
+    let stats = PluginAggregation::new(
+        "bench",
+        slot,
+        PluginLimits::default(),
+        r#"{"field":"amount"}"#.into(),
+    )
+    .expect("stats starts");
+    let aggs = vec![AggSpec {
+        name: "s".into(),
+        kind: AggKind::Custom(0),
+        field: None,
+    }];
+    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs, 0)
+        .with_custom(Box::new(PluginAggregations(vec![stats])));
+    let mut out = Vec::new();
+    let mut results = 0;
+    let started = Instant::now();
+    let mut max_seen = i64::MIN;
+    let mut key = vec![Scalar::Nil];
+    for (i, event) in events.iter().enumerate() {
+        key[0] = Scalar::lookup(&event.payload, "user");
+        let time = input.times[i];
+        engine.add_event(&key, time, event, &mut out);
+        max_seen = max_seen.max(time);
+        if i % BATCH == BATCH - 1 {
+            engine.advance(max_seen - DISORDER_MS, &mut out);
+            results += out.len();
+            out.clear();
+        }
+    }
+    engine.advance(i64::MAX, &mut out);
+    results += out.len();
+    assert!(engine.take_custom_failures().is_empty());
+    (EVENTS as f64 / started.elapsed().as_secs_f64(), results)
+}
+
 /// The native fold: per (key, window start), count and sum; fired by the same watermark.
 fn native(input: &Input) -> (f64, usize) {
     let mut windows: HashMap<(u64, i64), (u64, i64)> = HashMap::new();
@@ -147,15 +195,33 @@ fn main() {
         return;
     }
     let input = input();
-    let (mut native_rates, mut engine_rates) = (Vec::new(), Vec::new());
+    let events: Vec<Event> = input
+        .payloads
+        .iter()
+        .zip(&input.times)
+        .map(|(p, &t)| Event::new(p.clone(), t))
+        .collect();
+    let plugin = PluginLoader::new(PluginEngine::new().expect("engine"), None)
+        .load(&weir_e2e::plugin("stats"))
+        .expect("stats loads");
+    let name = "stats".to_owned();
+    let registry = PluginRegistry::new([(&name, &Arc::new(plugin))]);
+    let (mut native_rates, mut engine_rates, mut wasm_rates) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         let (rate, native_results) = native(&input);
         native_rates.push(rate);
         let (rate, engine_results) = engine(&input);
         engine_rates.push(rate);
         assert_eq!(native_results, engine_results, "both fire the same windows");
+        let (rate, wasm_results) = wasm_engine(&input, &events, &registry);
+        wasm_rates.push(rate);
+        assert_eq!(native_results, wasm_results, "both fire the same windows");
     }
-    let (native, engine) = (median(native_rates), median(engine_rates));
+    let (native, engine, wasm) = (
+        median(native_rates),
+        median(engine_rates),
+        median(wasm_rates),
+    );
     println!(
         "tumbling 10 s window, count + sum + avg, {KEYS} keys, {EVENTS} events (median of 5):"
     );
@@ -163,6 +229,10 @@ fn main() {
     println!(
         "  weir window engine:    {engine:>12.0} events/s   {:.2}× native",
         engine / native
+    );
+    println!(
+        "  with the wasm stats aggregator: {wasm:>7.0} events/s   {:.2}× native",
+        wasm / native
     );
     checkpoint();
 }
@@ -189,18 +259,13 @@ fn checkpoint() {
     let bytes = engine.snapshot();
     let snapshot = started.elapsed();
     let size = bytes.len();
-    let operators = [("window/0".to_owned(), bytes)].into_iter().collect();
     let started = Instant::now();
-    store
-        .write(&operators, &Default::default())
-        .expect("checkpoint written");
+    store.put("window/0", &bytes).expect("checkpoint written");
     let write = started.elapsed();
     let started = Instant::now();
-    let latest = store.latest().expect("read").expect("checkpoint");
+    let saved = store.get("window/0").expect("read").expect("checkpoint");
     let mut restored = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs(), 0);
-    restored
-        .restore(&latest.operators["window/0"])
-        .expect("restores");
+    restored.restore(&saved).expect("restores");
     let restore = started.elapsed();
     assert_eq!(restored.open_windows(), OPEN as usize);
     let file = std::fs::metadata(dir.path().join("checkpoints.redb"))

@@ -67,6 +67,9 @@ pub trait Stateful {
     /// The input has ended for good (not a shutdown): emits every result still held.
     fn end_of_input(&mut self, out: &mut Processed);
 
+    /// Completes what waits to be folded in (failures go to `out`), before a snapshot.
+    fn flush(&mut self, out: &mut Processed);
+
     /// The whole state, with the source positions it reflects.
     fn snapshot(&mut self) -> Vec<u8>;
 

@@ -247,7 +247,7 @@ impl Worker {
                     }
                     self.deliver(None).await;
                 }
-                _ = checkpoints.tick() => self.checkpoint(),
+                _ = checkpoints.tick() => self.checkpoint().await,
             }
         }
         let ended = self
@@ -259,7 +259,7 @@ impl Worker {
             state.end_of_input(&mut self.processed);
             self.deliver(None).await;
         }
-        self.checkpoint();
+        self.checkpoint().await;
         let Self {
             stateful, outputs, ..
         } = self;
@@ -269,7 +269,17 @@ impl Worker {
         }
     }
 
-    fn checkpoint(&mut self) {
+    async fn checkpoint(&mut self) {
+        if self.stateful.is_none() {
+            return;
+        }
+        let Some(state) = self.operator.stateful() else {
+            return;
+        };
+        // Events that fail while folding in go on before the state that leaves them out.
+        self.processed.reset(self.outputs.len());
+        state.flush(&mut self.processed);
+        self.deliver(None).await;
         let (Some(stateful), Some(state)) = (&mut self.stateful, self.operator.stateful()) else {
             return;
         };

@@ -26,8 +26,8 @@ pub trait CustomAggregations: Send {
     /// Folds `right` into `left` (sessions growing together).
     fn merge(&mut self, agg: u16, left: &mut Vec<u8>, right: &[u8]);
 
-    /// The result of an accumulator.
-    fn finish(&mut self, agg: u16, accumulator: &[u8]) -> rmpv::Value;
+    /// The result of each accumulator (nil where the plugin fails).
+    fn finish(&mut self, agg: u16, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value>;
 }
 
 /// One `{ plugin = "NAME", config = {...} }` aggregation.
@@ -196,24 +196,22 @@ impl CustomAggregations for PluginAggregations {
         }
     }
 
-    fn finish(&mut self, agg: u16, accumulator: &[u8]) -> rmpv::Value {
+    fn finish(&mut self, agg: u16, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value> {
+        let nil = || vec![rmpv::Value::Nil; accumulators.len()];
         let Some(a) = self.0.get_mut(agg as usize) else {
-            return rmpv::Value::Nil;
+            return nil();
         };
         a.ready();
-        let acc = if accumulator.is_empty() {
-            a.empty.clone()
-        } else {
-            accumulator.to_vec()
-        };
-        match a.instance.finish(std::slice::from_ref(&acc)) {
+        let mut accs = accumulators.to_vec();
+        a.fresh(&mut accs);
+        match a.instance.finish(&accs) {
             Ok(results) => results
-                .first()
-                .and_then(|r| rmpv::decode::read_value(&mut r.as_ref()).ok())
-                .unwrap_or(rmpv::Value::Nil),
+                .iter()
+                .map(|r| rmpv::decode::read_value(&mut r.as_ref()).unwrap_or(rmpv::Value::Nil))
+                .collect(),
             Err(error) => {
-                tracing::error!(stage = %a.stage, plugin = %a.label, error = %error, "aggregator failed to finish a window; its result is nil");
-                rmpv::Value::Nil
+                tracing::error!(stage = %a.stage, plugin = %a.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
+                nil()
             }
         }
     }

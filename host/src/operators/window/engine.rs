@@ -16,6 +16,20 @@ use super::custom::CustomAggregations;
 use super::value::Scalar;
 use crate::event::Event;
 
+/// A plugin aggregation's value to fill into a result: `out[at].values[position]`.
+struct Finishing {
+    at: usize,
+    position: usize,
+    agg: u16,
+    accumulator: Vec<u8>,
+}
+
+/// Events (times windows) that wait for the plugin aggregations before they are folded
+/// in regardless. Waiting is what makes plugins fast: a plugin decodes and encodes each
+/// accumulator once per call, so the more events per accumulator a call brings, the less
+/// each event costs. Results, merges and checkpoints fold in what waits first.
+const CUSTOM_FLUSH_AT: usize = 65_536;
+
 /// The values of a stage's `group_by` fields for one event.
 pub type GroupKey = Vec<Scalar>;
 
@@ -212,6 +226,19 @@ pub struct WindowEngine {
     current: Option<u32>,
     /// Events a plugin could not fold in, with why.
     custom_failures: Vec<(Event, String)>,
+    /// Results waiting for their plugin aggregations' values.
+    finishing: Vec<Finishing>,
+    spare: FlushBuffers,
+}
+
+/// What a flush of the plugin aggregations works in, kept between flushes.
+#[derive(Default)]
+struct FlushBuffers {
+    pending: Vec<(usize, i64, u32)>,
+    events: Vec<Event>,
+    slots: Vec<(usize, i64)>,
+    slot_of: HashMap<(usize, i64), u32, foldhash::fast::RandomState>,
+    targets: Vec<u32>,
 }
 
 impl WindowEngine {
@@ -259,6 +286,8 @@ impl WindowEngine {
             pending: Vec::new(),
             current: None,
             custom_failures: Vec::new(),
+            finishing: Vec::new(),
+            spare: FlushBuffers::default(),
         }
     }
 
@@ -269,8 +298,8 @@ impl WindowEngine {
     }
 
     /// Folds in `event` of `key` at event time `time`, as [`add`](Self::add) does; plugin
-    /// aggregations take it at the next [`flush_custom`](Self::flush_custom) or before
-    /// any result that needs it.
+    /// aggregations take it with others, before any result that needs it, or at the next
+    /// [`flush_custom`](Self::flush_custom).
     pub fn add_event(
         &mut self,
         key: &[Scalar],
@@ -288,6 +317,9 @@ impl WindowEngine {
         if added != Added::Accepted {
             self.pending_events.pop();
         }
+        if self.pending.len() >= CUSTOM_FLUSH_AT {
+            self.flush_custom();
+        }
         added
     }
 
@@ -304,8 +336,11 @@ impl WindowEngine {
             }
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
-        let events = std::mem::take(&mut self.pending_events);
+        // The buffers go back, emptied, at the end: they are as large as a flush.
+        let mut pending = std::mem::take(&mut self.spare.pending);
+        let mut events = std::mem::take(&mut self.spare.events);
+        std::mem::swap(&mut pending, &mut self.pending);
+        std::mem::swap(&mut events, &mut self.pending_events);
         if let Some(current) = self.current {
             // The event being added may go into more windows after this flush.
             self.pending_events.push(events[current as usize].clone());
@@ -315,19 +350,31 @@ impl WindowEngine {
             return;
         };
         // Each window once, in the order first met; the events in arrival order.
-        let mut slots: Vec<(usize, i64)> = Vec::new();
-        let mut slot_of: HashMap<(usize, i64), u32, foldhash::fast::RandomState> =
-            HashMap::default();
-        let mut targets = Vec::with_capacity(pending.len());
-        let mut batch = Vec::with_capacity(pending.len());
-        for &(id, start, event) in &pending {
-            let slot = *slot_of.entry((id, start)).or_insert_with(|| {
-                slots.push((id, start));
-                (slots.len() - 1) as u32
+        let spare = &mut self.spare;
+        spare.slots.clear();
+        spare.slot_of.clear();
+        spare.targets.clear();
+        for &(id, start, _) in &pending {
+            let slot = *spare.slot_of.entry((id, start)).or_insert_with(|| {
+                spare.slots.push((id, start));
+                (spare.slots.len() - 1) as u32
             });
-            targets.push(slot);
-            batch.push(events[event as usize].clone());
+            spare.targets.push(slot);
         }
+        // Events in one window each (tumbling, session, count) go as they are; events in
+        // several (sliding) once per window.
+        let in_order = pending.iter().enumerate().all(|(i, p)| p.2 as usize == i);
+        let repeated: Vec<Event>;
+        let batch: &[Event] = if in_order {
+            &events
+        } else {
+            repeated = pending
+                .iter()
+                .map(|p| events[p.2 as usize].clone())
+                .collect();
+            &repeated
+        };
+        let (slots, targets) = (&spare.slots, &spare.targets);
         let mut failed = std::collections::BTreeMap::new();
         for &(position, number) in &self.custom_aggs {
             let mut accs: Vec<Vec<u8>> = slots
@@ -343,7 +390,7 @@ impl WindowEngine {
                     }
                 })
                 .collect();
-            for (i, why) in custom.add(number, &mut accs, &batch, &targets) {
+            for (i, why) in custom.add(number, &mut accs, batch, targets) {
                 failed.entry(pending[i].2).or_insert(why);
             }
             for (&(id, start), acc) in slots.iter().zip(accs) {
@@ -359,6 +406,38 @@ impl WindowEngine {
         for (event, why) in failed {
             self.custom_failures
                 .push((events[event as usize].clone(), why));
+        }
+        pending.clear();
+        events.clear();
+        self.spare.pending = pending;
+        self.spare.events = events;
+    }
+
+    /// Fills in the plugin aggregations' values of the results just made in `out`, one
+    /// plugin call per aggregation.
+    fn finish_custom(&mut self, out: &mut [WindowResult]) {
+        if self.finishing.is_empty() {
+            return;
+        }
+        let finishing = std::mem::take(&mut self.finishing);
+        let Some(custom) = self.custom.as_mut() else {
+            return;
+        };
+        for &(_, number) in &self.custom_aggs {
+            let (places, accs): (Vec<(usize, usize)>, Vec<Vec<u8>>) = finishing
+                .iter()
+                .filter(|f| f.agg == number)
+                .map(|f| ((f.at, f.position), f.accumulator.clone()))
+                .unzip();
+            if accs.is_empty() {
+                continue;
+            }
+            let values = custom.finish(number, &accs);
+            for ((at, position), value) in places.into_iter().zip(values) {
+                if let Some(slot) = out.get_mut(at).and_then(|r| r.values.get_mut(position)) {
+                    *slot = value;
+                }
+            }
         }
     }
 
@@ -491,6 +570,18 @@ impl WindowEngine {
         payload: &[u8],
         out: &mut Vec<WindowResult>,
     ) -> Added {
+        let added = self.fold_in(key, time, payload, out);
+        self.finish_custom(out);
+        added
+    }
+
+    fn fold_in(
+        &mut self,
+        key: &[Scalar],
+        time: i64,
+        payload: &[u8],
+        out: &mut Vec<WindowResult>,
+    ) -> Added {
         if !(-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&time) {
             return Added::OutOfRange;
         }
@@ -562,6 +653,7 @@ impl WindowEngine {
                 self.on_timer(id, start, end, what, out);
             }
         }
+        self.finish_custom(out);
     }
 
     /// Emits the current result of every window that changed since it last fired, as an
@@ -579,7 +671,8 @@ impl WindowEngine {
                     };
                     out.push(result(
                         &self.aggs,
-                        &mut self.custom,
+                        &mut self.finishing,
+                        out.len(),
                         &state.key,
                         start,
                         window,
@@ -588,6 +681,7 @@ impl WindowEngine {
                 }
             }
         }
+        self.finish_custom(out);
     }
 
     /// The limit taking an event of `key` at `time` would break, if any. An event too late
@@ -722,7 +816,8 @@ impl WindowEngine {
             window.changed = false;
             out.push(result(
                 &self.aggs,
-                &mut self.custom,
+                &mut self.finishing,
+                out.len(),
                 &state.key,
                 start,
                 window,
@@ -810,7 +905,8 @@ impl WindowEngine {
             let window = state.windows.get_mut(&start).expect("inserted above");
             out.push(result(
                 &self.aggs,
-                &mut self.custom,
+                &mut self.finishing,
+                out.len(),
                 &state.key,
                 start,
                 window,
@@ -861,7 +957,8 @@ impl WindowEngine {
             self.open -= 1;
             out.push(result(
                 &self.aggs,
-                &mut self.custom,
+                &mut self.finishing,
+                out.len(),
                 &state.key,
                 window.earliest,
                 &mut window,
@@ -913,7 +1010,8 @@ impl WindowEngine {
             window.changed = false;
             out.push(result(
                 &self.aggs,
-                &mut self.custom,
+                &mut self.finishing,
+                out.len(),
                 &state.key,
                 start,
                 window,
@@ -937,7 +1035,8 @@ impl WindowEngine {
 
 fn result(
     aggs: &[AggSpec],
-    custom: &mut Option<Box<dyn CustomAggregations>>,
+    finishing: &mut Vec<Finishing>,
+    at: usize,
     key: &GroupKey,
     start: i64,
     window: &mut Window,
@@ -950,11 +1049,19 @@ fn result(
         values: aggs
             .iter()
             .zip(&mut window.accumulators)
-            .map(|(agg, acc)| match (agg.kind, acc, custom.as_mut()) {
-                (AggKind::Custom(n), Accumulator::Custom(bytes), Some(custom)) => {
-                    custom.finish(n, bytes)
+            .enumerate()
+            .map(|(position, (agg, acc))| match (agg.kind, acc) {
+                (AggKind::Custom(n), Accumulator::Custom(bytes)) => {
+                    // Finished with the others of this call, in one plugin call.
+                    finishing.push(Finishing {
+                        at,
+                        position,
+                        agg: n,
+                        accumulator: bytes.clone(),
+                    });
+                    rmpv::Value::Nil
                 }
-                (kind, acc, _) => acc.result(kind),
+                (kind, acc) => acc.result(kind),
             })
             .collect(),
         events: window.events,

@@ -329,7 +329,6 @@ impl Operator for WindowOperator {
                 self.engine.advance(watermark, &mut self.results);
             }
         }
-        self.engine.flush_custom();
         self.custom_failures(out);
         self.emit_results(out);
     }
@@ -365,8 +364,13 @@ impl Stateful for WindowOperator {
         }
     }
 
-    fn snapshot(&mut self) -> Vec<u8> {
+    fn flush(&mut self, out: &mut Processed) {
         // Every event folded in counts as in the state: the plugins must hold it too.
+        self.engine.flush_custom();
+        self.custom_failures(out);
+    }
+
+    fn snapshot(&mut self) -> Vec<u8> {
         self.engine.flush_custom();
         let name = |id: u16| self.sources.get(id as usize).cloned().unwrap_or_default();
         let snapshot = StageSnapshot {
