@@ -90,6 +90,7 @@ fn kinds() -> impl Strategy<Value = WindowKind> {
         }),
         (1i64..80).prop_map(|gap| WindowKind::Session { gap }),
         (1u64..20).prop_map(|size| WindowKind::Count { size }),
+        Just(WindowKind::Global),
     ]
 }
 
@@ -149,6 +150,12 @@ fn reference_windows(kind: WindowKind, events: &[(usize, &Ev)]) -> Vec<(u8, i64,
                     out.push((key, s, end, members));
                 }
             }
+            WindowKind::Global => out.push((
+                key,
+                weir::operators::window::GLOBAL_START,
+                weir::operators::window::GLOBAL_END,
+                evs.iter().map(|(i, _)| *i).collect(),
+            )),
             WindowKind::Count { size } => {
                 for chunk in evs.chunks(size as usize) {
                     if chunk.len() == size as usize {
@@ -743,5 +750,134 @@ proptest! {
             prop_assert_eq!(field(stats, "min").as_f64(), r.values[2].as_f64(), "{:?}", r);
             prop_assert_eq!(field(stats, "max").as_f64(), r.values[3].as_f64(), "{:?}", r);
         }
+    }
+}
+
+fn count_and_sum() -> Vec<AggSpec> {
+    vec![
+        AggSpec {
+            name: "n".into(),
+            kind: AggKind::Count,
+            field: None,
+        },
+        AggSpec {
+            name: "total".into(),
+            kind: AggKind::Sum,
+            field: Some("v".into()),
+        },
+    ]
+}
+
+fn ev(key: u8, time: i64, v: i64) -> Ev {
+    Ev {
+        key,
+        time,
+        v,
+        tag: 0,
+    }
+}
+
+fn feed(engine: &mut WindowEngine, events: &[Ev], out: &mut Vec<WindowResult>) {
+    for e in events {
+        engine.add(&key_of(e), e.time, &payload(e), out);
+    }
+}
+
+fn summary(out: &[WindowResult]) -> Vec<(u8, i64, u64, i64, Firing)> {
+    out.iter()
+        .map(|r| {
+            (
+                key_number(r),
+                r.start,
+                r.values[0].as_u64().expect("count"),
+                r.values[1].as_i64().expect("sum"),
+                r.firing,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_global_window_with_a_count_trigger_gives_a_running_result_every_n_events() {
+    use weir::operators::window::GLOBAL_START;
+    let mut engine =
+        WindowEngine::new(WindowKind::Global, count_and_sum(), 0).with_triggers(Some(2), false);
+    let mut out = Vec::new();
+    let events: Vec<Ev> = (0..5)
+        .map(|i| ev(1, 1_000 * i, i + 1))
+        .chain([ev(2, 7, 10)])
+        .collect();
+    feed(&mut engine, &events, &mut out);
+    // Event time moving on does not close the global window.
+    engine.advance(1_000_000, &mut out);
+    assert_eq!(
+        summary(&out),
+        [
+            (1, GLOBAL_START, 2, 3, Firing::Early),
+            (1, GLOBAL_START, 4, 10, Firing::Early),
+        ]
+    );
+    out.clear();
+    // The end of a finite input closes it.
+    engine.advance(i64::MAX, &mut out);
+    let mut last = summary(&out);
+    last.sort_by_key(|r| r.0);
+    assert_eq!(
+        last,
+        [
+            (1, GLOBAL_START, 5, 15, Firing::Final),
+            (2, GLOBAL_START, 1, 10, Firing::Final)
+        ]
+    );
+}
+
+#[test]
+fn a_count_trigger_fires_open_windows_early_and_the_watermark_still_closes_them() {
+    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: 100 }, count_and_sum(), 0)
+        .with_triggers(Some(3), false);
+    let mut out = Vec::new();
+    feed(
+        &mut engine,
+        &[
+            ev(1, 1, 1),
+            ev(1, 2, 1),
+            ev(1, 3, 1),
+            ev(1, 4, 1),
+            ev(1, 150, 5),
+        ],
+        &mut out,
+    );
+    engine.advance(150, &mut out);
+    assert_eq!(
+        summary(&out),
+        [(1, 0, 3, 3, Firing::Early), (1, 0, 4, 4, Firing::Final)]
+    );
+}
+
+#[test]
+fn emitting_final_results_gives_each_window_once_with_its_late_events() {
+    for lateness in [0, 50] {
+        let mut engine = WindowEngine::new(
+            WindowKind::Tumbling { size: 100 },
+            count_and_sum(),
+            lateness,
+        )
+        .with_triggers(None, true);
+        let mut out = Vec::new();
+        feed(&mut engine, &[ev(1, 10, 1), ev(1, 120, 2)], &mut out);
+        engine.advance(120, &mut out);
+        // Within the allowed lateness: folded in, no update emitted.
+        feed(&mut engine, &[ev(1, 20, 4)], &mut out);
+        engine.advance(190, &mut out);
+        let want: &[(u8, i64, u64, i64, Firing)] = if lateness == 0 {
+            // No lateness: the window closed at the watermark and the event was late.
+            &[(1, 0, 1, 1, Firing::Final)]
+        } else {
+            &[(1, 0, 2, 5, Firing::Final)]
+        };
+        assert_eq!(summary(&out), want, "lateness {lateness}");
+        out.clear();
+        engine.advance(i64::MAX, &mut out);
+        assert_eq!(summary(&out), [(1, 100, 1, 2, Firing::Final)]);
     }
 }

@@ -271,6 +271,64 @@ mod tests {
         assert_eq!(fallback.config.state.dir, PathBuf::from("here"));
     }
 
+    struct Plugins;
+
+    impl crate::config::PluginCatalog for Plugins {
+        fn kind(&mut self, name: &str) -> Result<crate::plugins::PluginKind, String> {
+            match name {
+                "stats" => Ok(crate::plugins::PluginKind::Aggregator),
+                "threshold" => Ok(crate::plugins::PluginKind::Handler),
+                _ => Err(format!("no plugin {name:?}")),
+            }
+        }
+    }
+
+    #[test]
+    fn window_triggers_and_plugins_that_cannot_work_are_refused() {
+        let problems = |stage: &str| {
+            let text = format!(
+                "[sources.in]\ntype = \"stdin\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"w\"]\n[stages.w]\ntype = \"window\"\ninputs = [\"in\"]\n{stage}\n"
+            );
+            match parse(&text).unwrap().validate(&mut Plugins) {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        let n = "aggregations = { n = \"count\" }";
+        assert!(
+            problems(&format!("window = {{ global = true }}\n{n}"))
+                .contains("fires only by its triggers")
+        );
+        assert_eq!(
+            problems(&format!(
+                "window = {{ global = true }}\nearly_count = 10\n{n}"
+            )),
+            ""
+        );
+        assert!(
+            problems(&format!(
+                "window = {{ tumbling = \"1m\" }}\nemit = \"final\"\nearly_every = \"1s\"\n{n}"
+            ))
+            .contains("final emits each window once")
+        );
+        assert!(
+            problems(&format!("window = {{ count = 5 }}\nearly_count = 2\n{n}"))
+                .contains("fires by its count")
+        );
+        let plugin = |name: &str| {
+            problems(&format!(
+                "window = {{ tumbling = \"1m\" }}\naggregations = {{ s = {{ plugin = \"{name}\" }} }}"
+            ))
+        };
+        assert_eq!(plugin("stats"), "");
+        assert!(
+            plugin("threshold").contains("not aggregator"),
+            "{}",
+            plugin("threshold")
+        );
+        assert!(plugin("nope").contains("no plugin \"nope\""));
+    }
+
     #[test]
     fn problems_are_placed_on_their_key() {
         let loaded =

@@ -38,4 +38,6 @@ pub use nats::{
     NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
 };
 pub use validate::{LATE_PORT, MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
-pub use window::{Aggregations, LatePolicy, WindowShape, WindowStageConfig};
+pub use window::{
+    Aggregations, EmitMode, LatePolicy, PluginAggConfig, WindowShape, WindowStageConfig,
+};

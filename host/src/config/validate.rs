@@ -7,8 +7,9 @@ use super::kafka::{KafkaSinkConfig, KafkaSourceConfig};
 use super::load::{ConfigError, LoadedConfig};
 use super::model::{OverloadPolicy, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
 use super::nats::{JetStreamSourceConfig, NatsAuth};
-use super::window::{LatePolicy, WindowStageConfig};
+use super::window::{EmitMode, LatePolicy, WindowStageConfig};
 use crate::expr::Condition;
+use crate::operators::window::WindowKind;
 use crate::plugins::PluginKind;
 
 /// Most workers one stage may have; more would only contend for 2–16 cores.
@@ -356,6 +357,27 @@ fn check_window(w: &WindowStageConfig, key: &dyn Fn(&str) -> String, problem: &m
     }
     if w.group_by.iter().any(String::is_empty) {
         problem(key("group_by"), "holds an empty field name".into());
+    }
+    let early = w.early_every.is_some() || w.early_count.is_some();
+    if w.emit == EmitMode::Final && early {
+        problem(
+            key("emit"),
+            "final emits each window once, when it closes: remove early_every and early_count, or emit updates".into(),
+        );
+    }
+    if w.early_count == Some(0) {
+        problem(key("early_count"), "must be at least 1".into());
+    }
+    match w.window.0 {
+        WindowKind::Global if !early => problem(
+            key("window"),
+            "a global window fires only by its triggers (and at the end of a finite input): set early_count or early_every".into(),
+        ),
+        WindowKind::Count { .. } if w.early_count.is_some() => problem(
+            key("early_count"),
+            "a count window fires by its count already: use { global = true } with early_count for a running result every N events".into(),
+        ),
+        _ => {}
     }
 }
 

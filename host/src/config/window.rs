@@ -7,11 +7,11 @@ use super::duration::Duration;
 use crate::operators::window::{AggKind, AggSpec, WindowKind};
 
 /// The window shape as written: `{ tumbling = "1m" }`, `{ sliding = "10m", every = "1m" }`,
-/// `{ session = "30s" }` or `{ count = 100 }`.
+/// `{ session = "30s" }`, `{ count = 100 }` or `{ global = true }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowShape(pub WindowKind);
 
-const SHAPES: &str = "{ tumbling = \"1m\" }, { sliding = \"10m\", every = \"1m\" }, { session = \"30s\" } or { count = 100 }";
+const SHAPES: &str = "{ tumbling = \"1m\" }, { sliding = \"10m\", every = \"1m\" }, { session = \"30s\" }, { count = 100 } or { global = true }";
 
 fn millis(text: &str) -> Result<i64, String> {
     let d = humantime::parse_duration(text).map_err(|e| format!("bad duration {text:?} ({e})"))?;
@@ -28,7 +28,15 @@ impl WindowShape {
             Some(other) => Err(format!("{key} is a {}, not a duration", other.type_str())),
             None => Ok(None),
         };
-        let known = ["tumbling", "sliding", "every", "session", "count"];
+        let known = ["tumbling", "sliding", "every", "session", "count", "global"];
+        if let Some(global) = table.get("global") {
+            return match (global, table.len()) {
+                (toml::Value::Boolean(true), 1) => Ok(Self(WindowKind::Global)),
+                _ => Err(format!(
+                    "a global window is written {{ global = true }}, alone; or write {SHAPES}"
+                )),
+            };
+        }
         if let Some(unknown) = table.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!(
                 "window has an unknown key {unknown:?}; write {SHAPES}"
@@ -240,6 +248,19 @@ pub enum LatePolicy {
     Output,
 }
 
+/// When results are emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmitMode {
+    /// When the watermark passes a window's end, then again (as an update) for each late
+    /// event within the allowed lateness, plus any early firings.
+    #[default]
+    Updates,
+    /// Once per window, when it closes for good (its end plus the allowed lateness), with
+    /// every event it will ever hold.
+    Final,
+}
+
 /// `type = "window"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +288,12 @@ pub struct WindowStageConfig {
     /// Early results of open windows this often (off when not set).
     #[serde(default)]
     pub early_every: Option<Duration>,
+    /// An early result of a window each time this many more events are in it.
+    #[serde(default)]
+    pub early_count: Option<u64>,
+    /// `updates` (default) or `final`.
+    #[serde(default)]
+    pub emit: EmitMode,
     /// What becomes of events too late for every window they fall in.
     #[serde(default)]
     pub late: LatePolicy,
@@ -374,6 +401,9 @@ aggregations = { n = "count", total = { sum = "amount" }, p95 = { percentile = 0
             shape("{ count = 100 }"),
             Ok(WindowKind::Count { size: 100 })
         );
+        assert_eq!(shape("{ global = true }"), Ok(WindowKind::Global));
+        assert!(shape("{ global = false }").is_err_and(|e| e.contains("global = true")));
+        assert!(shape(r#"{ global = true, tumbling = "1m" }"#).is_err_and(|e| e.contains("alone")));
     }
 
     #[test]

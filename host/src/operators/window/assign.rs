@@ -30,7 +30,15 @@ pub enum WindowKind {
         /// Events per window.
         size: u64,
     },
+    /// Per key, one window over all time, `[GLOBAL_START, GLOBAL_END)`: it fires only by
+    /// its triggers (every N events, every T) and at the end of a finite input.
+    Global,
 }
+
+/// Start of the global window.
+pub const GLOBAL_START: i64 = -MAX_EVENT_TIME;
+/// End of the global window: past every event time a stage takes.
+pub const GLOBAL_END: i64 = MAX_EVENT_TIME + 1;
 
 impl WindowKind {
     /// The `[start, end)` windows holding event time `time`, for time windows; in order of
@@ -59,6 +67,7 @@ impl WindowKind {
             }
             Self::Session { gap } => out.push((time, time.saturating_add(gap))),
             Self::Count { .. } => {}
+            Self::Global => out.push((GLOBAL_START, GLOBAL_END)),
         }
     }
 }

@@ -208,6 +208,11 @@ pub struct WindowEngine {
     open: usize,
     max_keys: usize,
     max_windows: usize,
+    /// Early firing of a window every this many events in it.
+    early_count: Option<u64>,
+    /// Each window's result once, when it closes for good (after its allowed lateness):
+    /// no early firings, no updates.
+    emit_final: bool,
     scratch: Vec<(i64, i64)>,
     /// The distinct fields the aggregations read, and which one each reads.
     fields: Vec<String>,
@@ -276,6 +281,8 @@ impl WindowEngine {
             open: 0,
             max_keys: usize::MAX,
             max_windows: usize::MAX,
+            early_count: None,
+            emit_final: false,
             scratch: Vec::new(),
             custom_aggs,
             fields,
@@ -457,6 +464,15 @@ impl WindowEngine {
         self
     }
 
+    /// Fires a window early each time `early_count` more events are in it, and, with
+    /// `emit_final`, emits each window once when it closes for good instead of when the
+    /// watermark passes its end and again with each late update.
+    pub fn with_triggers(mut self, early_count: Option<u64>, emit_final: bool) -> Self {
+        self.early_count = early_count.filter(|&n| n > 0);
+        self.emit_final = emit_final;
+        self
+    }
+
     /// The aggregations, in configuration order.
     pub fn aggs(&self) -> &[AggSpec] {
         &self.aggs
@@ -525,12 +541,14 @@ impl WindowEngine {
         }
         let (max_keys, max_windows) = (self.max_keys, self.max_windows);
         let custom = self.custom.take();
+        let (early_count, emit_final) = (self.early_count, self.emit_final);
         *self = Self::new(
             self.kind,
             std::mem::take(&mut self.aggs),
             self.allowed_lateness,
         )
-        .with_limits(max_keys, max_windows);
+        .with_limits(max_keys, max_windows)
+        .with_triggers(early_count, emit_final);
         self.custom = custom;
         self.watermark = snapshot.watermark;
         self.arrivals = snapshot.arrivals;
@@ -659,6 +677,9 @@ impl WindowEngine {
     /// Emits the current result of every window that changed since it last fired, as an
     /// early firing.
     pub fn fire_early(&mut self, out: &mut Vec<WindowResult>) {
+        if self.emit_final {
+            return;
+        }
         self.flush_custom();
         for state in &mut self.keys {
             for (&start, window) in state.windows.iter_mut() {
@@ -807,7 +828,16 @@ impl WindowEngine {
             order,
         );
         self.note_pending(id, start);
-        if self.watermark != i64::MIN && end - 1 <= self.watermark {
+        let passed = self.watermark != i64::MIN && end - 1 <= self.watermark;
+        if passed && self.emit_final {
+            // Emitted once, when it closes.
+            let window = self.keys[id]
+                .windows
+                .get_mut(&start)
+                .expect("inserted above");
+            window.fired = true;
+            window.changed = false;
+        } else if passed {
             // The watermark passed this window already: an update, at once.
             self.flush_custom();
             let state = &mut self.keys[id];
@@ -823,7 +853,39 @@ impl WindowEngine {
                 window,
                 Firing::Update,
             ));
+        } else {
+            self.early_by_count(id, start, out);
         }
+    }
+
+    /// An early firing of window `start` of key `id` when its count trigger is due.
+    fn early_by_count(&mut self, id: usize, start: i64, out: &mut Vec<WindowResult>) {
+        let Some(every) = self.early_count else {
+            return;
+        };
+        if self.emit_final {
+            return;
+        }
+        let due = self.keys[id]
+            .windows
+            .get_mut(&start)
+            .is_some_and(|w| !w.fired && w.events % every == 0);
+        if !due {
+            return;
+        }
+        self.flush_custom();
+        let state = &mut self.keys[id];
+        let window = state.windows.get_mut(&start).expect("checked above");
+        window.changed = false;
+        out.push(result(
+            &self.aggs,
+            &mut self.finishing,
+            out.len(),
+            &state.key,
+            start,
+            window,
+            Firing::Early,
+        ));
     }
 
     fn add_to_session(
@@ -899,7 +961,9 @@ impl WindowEngine {
         state.windows.insert(start, merged);
         self.open += 1;
         self.note_pending(id, start);
-        if passed {
+        if !passed {
+            self.early_by_count(id, start, out);
+        } else if !self.emit_final {
             self.flush_custom();
             let state = &mut self.keys[id];
             let window = state.windows.get_mut(&start).expect("inserted above");
@@ -1005,8 +1069,18 @@ impl WindowEngine {
         let Some(window) = state.windows.get_mut(&start).filter(|w| w.end == end) else {
             return;
         };
-        if what == TimerKind::Fire && !window.fired {
+        // Emitting final results only, a window with allowed lateness is emitted when it
+        // closes for good, with every late event in it.
+        let closes = what == TimerKind::Purge || self.allowed_lateness == 0;
+        let emit = if self.emit_final {
+            closes
+        } else {
+            what == TimerKind::Fire && !window.fired
+        };
+        if what == TimerKind::Fire {
             window.fired = true;
+        }
+        if emit {
             window.changed = false;
             out.push(result(
                 &self.aggs,
@@ -1018,7 +1092,7 @@ impl WindowEngine {
                 Firing::Final,
             ));
         }
-        if what == TimerKind::Purge || self.allowed_lateness == 0 {
+        if closes {
             state.windows.remove(&start);
             self.open -= 1;
             if state.windows.is_empty() {

@@ -11,7 +11,7 @@ mod value;
 mod watermark;
 
 pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR, StableHasher, stable_hash};
-pub use assign::{MAX_EVENT_TIME, WindowKind};
+pub use assign::{GLOBAL_END, GLOBAL_START, MAX_EVENT_TIME, WindowKind};
 pub use custom::{CustomAggregations, PluginAggregation, PluginAggregations};
 pub use engine::{Added, Firing, GroupKey, Limit, WindowEngine, WindowResult};
 pub use operator::{WindowOperator, worker_of};

@@ -18,7 +18,7 @@ use super::engine::{Added, WindowEngine, WindowResult};
 use super::value::Scalar;
 use super::watermark::WatermarkTracker;
 use super::{MAX_EVENT_TIME, stable_hash};
-use crate::config::{LatePolicy, WindowStageConfig};
+use crate::config::{EmitMode, LatePolicy, WindowStageConfig};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::{Event, Origin};
 use crate::expr::Condition;
@@ -100,7 +100,8 @@ impl WindowOperator {
             config.aggregations.0.clone(),
             i64::try_from(config.allowed_lateness.0.as_millis()).unwrap_or(i64::MAX),
         )
-        .with_limits(config.max_keys, config.max_windows);
+        .with_limits(config.max_keys, config.max_windows)
+        .with_triggers(config.early_count, config.emit == EmitMode::Final);
         let engine = match custom {
             Some(custom) => engine.with_custom(custom),
             None => engine,
