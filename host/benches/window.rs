@@ -12,14 +12,22 @@
 //! Then a checkpoint of 1,000,000 open windows (one per key, count + sum + avg): the time
 //! to snapshot the engine, to write it to the checkpoint store (one durable transaction),
 //! to read it back and restore it, and its size.
+//! Last, the whole stage in a pipeline: a generator of 2,000,000 events over 10,000 keys
+//! through the window stage (count + sum + avg, then with the plugin) to a null sink, against
+//! the generator straight to the null sink in the same run.
 //! `cargo bench -p weir --bench window`.
 
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use weir::metrics::Metrics;
 
 use weir::event::Event;
 use weir::operators::window::{
@@ -82,7 +90,9 @@ fn aggs() -> Vec<AggSpec> {
 
 /// The engine; returns events/s and the number of results.
 fn engine(input: &Input) -> (f64, usize) {
-    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs(), 0);
+    // With the stage's default bounds on its state, as a stage runs it.
+    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs(), 0)
+        .with_limits(1_000_000, 4_000_000);
     let mut out = Vec::new();
     let mut results = 0;
     let started = Instant::now();
@@ -122,6 +132,7 @@ fn wasm_engine(input: &Input, events: &[Event], registry: &PluginRegistry) -> (f
         field: None,
     }];
     let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs, 0)
+        .with_limits(1_000_000, 4_000_000)
         .with_custom(Box::new(PluginAggregations(vec![stats])));
     let mut out = Vec::new();
     let mut results = 0;
@@ -235,6 +246,58 @@ fn main() {
         wasm / native
     );
     checkpoint();
+    pipelines();
+}
+
+const PIPELINE_EVENTS: u64 = 2_000_000;
+
+/// Seconds `pipeline` takes to run to its end.
+fn pipeline_seconds(pipeline: &str) -> f64 {
+    let (runtime, loaded, registry) = support::prepare(pipeline);
+    runtime.block_on(async {
+        let metrics = Metrics::new();
+        let started = Instant::now();
+        let running = weir::pipeline::start(&loaded, &registry, &metrics, CancellationToken::new())
+            .await
+            .expect("pipeline starts");
+        running.wait().await;
+        started.elapsed().as_secs_f64()
+    })
+}
+
+/// The window stage in a pipeline, against the same pipeline without it.
+fn pipelines() {
+    let state = tempfile::tempdir().expect("state dir");
+    let head = format!(
+        "[server]\nenabled = false\n[plugins]\ndir = \"{{plugins}}\"\n[state]\ndir = \"{}\"\n[sources.gen]\ntype = \"generator\"\ncount = {PIPELINE_EVENTS}\ntemplate = {{ user = \"{{{{int(0,9999)}}}}\", amount = \"{{{{int(1,999)}}}}\" }}\n",
+        state.path().display()
+    );
+    let direct = format!("{head}[sinks.out]\ntype = \"null\"\ninputs = [\"gen\"]\n");
+    let windowed = |aggregations: &str| {
+        format!(
+            "{head}[stages.win]\ntype = \"window\"\ninputs = [\"gen\"]\ngroup_by = [\"user\"]\nwindow = {{ tumbling = \"10s\" }}\naggregations = {aggregations}\n[sinks.out]\ntype = \"null\"\ninputs = [\"win\"]\n"
+        )
+    };
+    let builtin =
+        windowed("{ n = \"count\", total = { sum = \"amount\" }, mean = { avg = \"amount\" } }");
+    let plugin = windowed("{ s = { plugin = \"stats\", config = { field = \"amount\" } } }");
+    let (mut base, mut with_builtin, mut with_plugin) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        base.push(PIPELINE_EVENTS as f64 / pipeline_seconds(&direct));
+        with_builtin.push(PIPELINE_EVENTS as f64 / pipeline_seconds(&builtin));
+        with_plugin.push(PIPELINE_EVENTS as f64 / pipeline_seconds(&plugin));
+    }
+    let (base, builtin, plugin) = (median(base), median(with_builtin), median(with_plugin));
+    println!("pipeline, generator of {PIPELINE_EVENTS} events over {KEYS} keys (median of 3):");
+    println!("  generator -> null:                        {base:>12.0} events/s");
+    println!(
+        "  generator -> window (count+sum+avg) -> null: {builtin:>9.0} events/s   {:.2}× without",
+        builtin / base
+    );
+    println!(
+        "  generator -> window (stats plugin) -> null:  {plugin:>9.0} events/s   {:.2}× without",
+        plugin / base
+    );
 }
 
 /// Snapshot, write, read and restore of 1,000,000 open windows.

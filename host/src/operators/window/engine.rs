@@ -603,7 +603,25 @@ impl WindowEngine {
         if !(-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&time) {
             return Added::OutOfRange;
         }
-        if let Some(limit) = self.over_limit(key, time) {
+        // The key is looked up and the windows assigned once, for the limits and the fold.
+        let existing = self.ids.get(key).copied();
+        let mut windows = std::mem::take(&mut self.scratch);
+        self.kind.assign(time, &mut windows);
+        let added = self.fold_into(key, existing, &windows, time, payload, out);
+        self.scratch = windows;
+        added
+    }
+
+    fn fold_into(
+        &mut self,
+        key: &[Scalar],
+        existing: Option<usize>,
+        windows: &[(i64, i64)],
+        time: i64,
+        payload: &[u8],
+        out: &mut Vec<WindowResult>,
+    ) -> Added {
+        if let Some(limit) = self.over_limit(existing, windows, time) {
             return Added::Full(limit);
         }
         self.arrivals += 1;
@@ -614,7 +632,7 @@ impl WindowEngine {
         }
         match self.kind {
             WindowKind::Count { size } => {
-                let id = self.id(key);
+                let id = existing.unwrap_or_else(|| self.id(key));
                 self.add_to_count_window(id, size, time, order, out);
                 Added::Accepted
             }
@@ -622,16 +640,14 @@ impl WindowEngine {
                 if self.past_lateness(time.saturating_add(gap)) {
                     return Added::Late;
                 }
-                let id = self.id(key);
+                let id = existing.unwrap_or_else(|| self.id(key));
                 self.add_to_session(id, time, gap, order, out);
                 Added::Accepted
             }
-            kind => {
-                let mut windows = std::mem::take(&mut self.scratch);
-                kind.assign(time, &mut windows);
+            _ => {
                 let mut accepted = false;
-                let mut id = None;
-                for &(start, end) in &windows {
+                let mut id = existing;
+                for &(start, end) in windows {
                     if self.past_lateness(end) {
                         continue;
                     }
@@ -639,7 +655,6 @@ impl WindowEngine {
                     accepted = true;
                     self.add_to_window(id, start, end, time, order, out);
                 }
-                self.scratch = windows;
                 if accepted {
                     Added::Accepted
                 } else {
@@ -705,31 +720,35 @@ impl WindowEngine {
         self.finish_custom(out);
     }
 
-    /// The limit taking an event of `key` at `time` would break, if any. An event too late
-    /// for every window it falls in breaks none: it is reported late.
-    fn over_limit(&mut self, key: &[Scalar], time: i64) -> Option<Limit> {
+    /// The limit taking an event at `time` would break, if any: `existing` is its key's
+    /// slot, `windows` the time windows it falls in. An event too late for every window it
+    /// falls in breaks none: it is reported late.
+    fn over_limit(
+        &self,
+        existing: Option<usize>,
+        windows: &[(i64, i64)],
+        time: i64,
+    ) -> Option<Limit> {
         if self.max_keys == usize::MAX && self.max_windows == usize::MAX {
             return None;
         }
-        let id = self.ids.get(key).copied();
-        let windows = id.map(|id| &self.keys[id].windows);
+        let held = existing.map(|id| &self.keys[id].windows);
         let new = match self.kind {
-            WindowKind::Count { .. } => usize::from(windows.is_none_or(Windows::is_empty)),
+            WindowKind::Count { .. } => usize::from(held.is_none_or(Windows::is_empty)),
             WindowKind::Session { gap } => {
                 let end = time.saturating_add(gap);
                 if self.past_lateness(end) {
                     return None;
                 }
-                let joins = windows.is_some_and(|w| w.up_to(end).any(|(_, w)| w.end >= time));
+                let joins = held.is_some_and(|w| w.up_to(end).any(|(_, w)| w.end >= time));
                 usize::from(!joins)
             }
-            kind => {
-                kind.assign(time, &mut self.scratch);
+            _ => {
                 let (mut open, mut new) = (false, 0);
-                for &(start, end) in &self.scratch {
+                for &(start, end) in windows {
                     if !self.past_lateness(end) {
                         open = true;
-                        new += usize::from(!windows.is_some_and(|w| w.contains_key(&start)));
+                        new += usize::from(!held.is_some_and(|w| w.contains_key(&start)));
                     }
                 }
                 if !open {
@@ -738,7 +757,7 @@ impl WindowEngine {
                 new
             }
         };
-        if id.is_none() && self.ids.len() >= self.max_keys {
+        if existing.is_none() && self.ids.len() >= self.max_keys {
             return Some(Limit::Keys(self.max_keys));
         }
         (self.open.saturating_add(new) > self.max_windows)
