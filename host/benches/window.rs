@@ -251,9 +251,11 @@ fn main() {
 
 const PIPELINE_EVENTS: u64 = 2_000_000;
 
-/// Seconds `pipeline` takes to run to its end.
+/// Seconds `pipeline` takes to run to its end, with a state directory of its own.
 fn pipeline_seconds(pipeline: &str) -> f64 {
-    let (runtime, loaded, registry) = support::prepare(pipeline);
+    let state = tempfile::tempdir().expect("state dir");
+    let pipeline = pipeline.replace("{state}", &state.path().display().to_string());
+    let (runtime, loaded, registry) = support::prepare(&pipeline);
     runtime.block_on(async {
         let metrics = Metrics::new();
         let started = Instant::now();
@@ -267,10 +269,8 @@ fn pipeline_seconds(pipeline: &str) -> f64 {
 
 /// The window stage in a pipeline, against the same pipeline without it.
 fn pipelines() {
-    let state = tempfile::tempdir().expect("state dir");
     let head = format!(
-        "[server]\nenabled = false\n[plugins]\ndir = \"{{plugins}}\"\n[state]\ndir = \"{}\"\n[sources.gen]\ntype = \"generator\"\ncount = {PIPELINE_EVENTS}\ntemplate = {{ user = \"{{{{int(0,9999)}}}}\", amount = \"{{{{int(1,999)}}}}\" }}\n",
-        state.path().display()
+        "[server]\nenabled = false\n[plugins]\ndir = \"{{plugins}}\"\n[state]\ndir = \"{{state}}\"\n[sources.gen]\ntype = \"generator\"\ncount = {PIPELINE_EVENTS}\ntemplate = {{ user = \"{{{{int(0,9999)}}}}\", amount = \"{{{{int(1,999)}}}}\" }}\n"
     );
     let direct = format!("{head}[sinks.out]\ntype = \"null\"\ninputs = [\"gen\"]\n");
     let windowed = |aggregations: &str| {

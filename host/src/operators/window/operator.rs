@@ -267,6 +267,12 @@ impl Operator for WindowOperator {
         vec![String::new(), crate::config::LATE_PORT.to_owned()]
     }
 
+    /// A batch takes long enough (hundreds of nanoseconds an event) that the source which
+    /// woke this stage should go on on another thread rather than wait behind it.
+    fn blocking(&self) -> bool {
+        true
+    }
+
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         let now = Instant::now();
         for event in events {
