@@ -88,58 +88,16 @@ fn aggs() -> Vec<AggSpec> {
     ]
 }
 
-/// The engine; returns events/s and the number of results.
-fn engine(input: &Input) -> (f64, usize) {
-    // With the stage's default bounds on its state, as a stage runs it.
-    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs(), 0)
-        .with_limits(1_000_000, 4_000_000);
-    let mut out = Vec::new();
-    let mut results = 0;
-    let started = Instant::now();
-    let mut max_seen = i64::MIN;
-    let mut key = vec![Scalar::Nil];
-    for (i, payload) in input.payloads.iter().enumerate() {
-        // The stage reads the group-by field from the payload, as here.
-        key[0] = Scalar::lookup(payload, "user");
-        let time = input.times[i];
-        engine.add(&key, time, payload, &mut out);
-        max_seen = max_seen.max(time);
-        if i % BATCH == BATCH - 1 {
-            engine.advance(max_seen - DISORDER_MS, &mut out);
-            results += out.len();
-            out.clear();
-        }
-    }
-    engine.advance(i64::MAX, &mut out);
-    results += out.len();
-    (EVENTS as f64 / started.elapsed().as_secs_f64(), results)
-}
-
-/// The engine with the `stats` plugin as its one aggregation; returns events/s and the
-/// number of results.
-fn wasm_engine(input: &Input, events: &[Event], registry: &PluginRegistry) -> (f64, usize) {
-    let slot = Arc::clone(registry.slot("stats").expect("stats loaded"));
-    let stats = PluginAggregation::new(
-        "bench",
-        slot,
-        PluginLimits::default(),
-        r#"{"field":"amount"}"#.into(),
-    )
-    .expect("stats starts");
-    let aggs = vec![AggSpec {
-        name: "s".into(),
-        kind: AggKind::Custom(0),
-        field: None,
-    }];
-    let mut engine = WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs, 0)
-        .with_limits(1_000_000, 4_000_000)
-        .with_custom(Box::new(PluginAggregations(vec![stats])));
+/// Feeds every event to `engine` as a stage does, the watermark trailing by the disorder
+/// and moving once a batch; returns events/s and the number of results.
+fn drive(mut engine: WindowEngine, input: &Input, events: &[Event]) -> (f64, usize) {
     let mut out = Vec::new();
     let mut results = 0;
     let started = Instant::now();
     let mut max_seen = i64::MIN;
     let mut key = vec![Scalar::Nil];
     for (i, event) in events.iter().enumerate() {
+        // The stage reads the group-by field from the payload, as here.
         key[0] = Scalar::lookup(&event.payload, "user");
         let time = input.times[i];
         engine.add_event(&key, time, event, &mut out);
@@ -154,6 +112,30 @@ fn wasm_engine(input: &Input, events: &[Event], registry: &PluginRegistry) -> (f
     results += out.len();
     assert!(engine.take_custom_failures().is_empty());
     (EVENTS as f64 / started.elapsed().as_secs_f64(), results)
+}
+
+/// The engine with the stage's default bounds on its state, as a stage runs it.
+fn engine(aggs: Vec<AggSpec>) -> WindowEngine {
+    WindowEngine::new(WindowKind::Tumbling { size: WINDOW_MS }, aggs, 0)
+        .with_limits(1_000_000, 4_000_000)
+}
+
+/// The engine with the `stats` plugin as its one aggregation.
+fn wasm_engine(registry: &PluginRegistry) -> WindowEngine {
+    let slot = Arc::clone(registry.slot("stats").expect("stats loaded"));
+    let stats = PluginAggregation::new(
+        "bench",
+        slot,
+        PluginLimits::default(),
+        r#"{"field":"amount"}"#.into(),
+    )
+    .expect("stats starts");
+    let aggs = vec![AggSpec {
+        name: "s".into(),
+        kind: AggKind::Custom(0),
+        field: None,
+    }];
+    engine(aggs).with_custom(Box::new(PluginAggregations(vec![stats])))
 }
 
 /// The native fold: per (key, window start), count and sum; fired by the same watermark.
@@ -221,10 +203,10 @@ fn main() {
     for _ in 0..5 {
         let (rate, native_results) = native(&input);
         native_rates.push(rate);
-        let (rate, engine_results) = engine(&input);
+        let (rate, engine_results) = drive(engine(aggs()), &input, &events);
         engine_rates.push(rate);
         assert_eq!(native_results, engine_results, "both fire the same windows");
-        let (rate, wasm_results) = wasm_engine(&input, &events, &registry);
+        let (rate, wasm_results) = drive(wasm_engine(&registry), &input, &events);
         wasm_rates.push(rate);
         assert_eq!(native_results, wasm_results, "both fire the same windows");
     }

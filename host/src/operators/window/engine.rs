@@ -858,20 +858,7 @@ impl WindowEngine {
             window.changed = false;
         } else if passed {
             // The watermark passed this window already: an update, at once.
-            self.flush_custom();
-            let state = &mut self.keys[id];
-            let window = state.windows.get_mut(&start).expect("inserted above");
-            window.fired = true;
-            window.changed = false;
-            out.push(result(
-                &self.aggs,
-                &mut self.finishing,
-                out.len(),
-                &state.key,
-                start,
-                window,
-                Firing::Update,
-            ));
+            self.emit(id, start, Firing::Update, out);
         } else {
             self.early_by_count(id, start, out);
         }
@@ -889,12 +876,20 @@ impl WindowEngine {
             .windows
             .get_mut(&start)
             .is_some_and(|w| !w.fired && w.events % every == 0);
-        if !due {
-            return;
+        if due {
+            self.emit(id, start, Firing::Early, out);
         }
+    }
+
+    /// Emits the result of window `start` of key `id` (which must be open) as `firing`,
+    /// folding in first what waits for the plugin aggregations.
+    fn emit(&mut self, id: usize, start: i64, firing: Firing, out: &mut Vec<WindowResult>) {
         self.flush_custom();
         let state = &mut self.keys[id];
-        let window = state.windows.get_mut(&start).expect("checked above");
+        let window = state.windows.get_mut(&start).expect("an open window");
+        if firing != Firing::Early {
+            window.fired = true;
+        }
         window.changed = false;
         out.push(result(
             &self.aggs,
@@ -903,7 +898,7 @@ impl WindowEngine {
             &state.key,
             start,
             window,
-            Firing::Early,
+            firing,
         ));
     }
 
@@ -983,18 +978,7 @@ impl WindowEngine {
         if !passed {
             self.early_by_count(id, start, out);
         } else if !self.emit_final {
-            self.flush_custom();
-            let state = &mut self.keys[id];
-            let window = state.windows.get_mut(&start).expect("inserted above");
-            out.push(result(
-                &self.aggs,
-                &mut self.finishing,
-                out.len(),
-                &state.key,
-                start,
-                window,
-                Firing::Update,
-            ));
+            self.emit(id, start, Firing::Update, out);
         }
         if many || joined != Some((start, end)) {
             self.schedule(id, start, end);

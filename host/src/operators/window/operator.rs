@@ -203,6 +203,14 @@ impl WindowOperator {
         }
     }
 
+    /// Dead-letters an event the stage cannot place in time.
+    fn malformed(&self, event: Event, why: &str, out: &mut Processed) {
+        let why = format!("stage {}: {why}", self.stage);
+        let reason = DeadLetterReason::Malformed;
+        let dead = dead_letter_event(event, &self.stage, None, reason, &why);
+        out.dead.push((reason, dead));
+    }
+
     fn refuse(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
         match self.late {
             LatePolicy::Drop => {
@@ -282,15 +290,7 @@ impl Operator for WindowOperator {
             let time = match self.event_time(&event) {
                 Ok(time) => time,
                 Err(why) => {
-                    let why = format!("stage {}: {why}", self.stage);
-                    let dead = dead_letter_event(
-                        event,
-                        &self.stage,
-                        None,
-                        DeadLetterReason::Malformed,
-                        &why,
-                    );
-                    out.dead.push((DeadLetterReason::Malformed, dead));
+                    self.malformed(event, &why, out);
                     continue;
                 }
             };
@@ -319,14 +319,7 @@ impl Operator for WindowOperator {
                     let why = format!(
                         "event time {time} is further than {MAX_EVENT_TIME} ms from the epoch"
                     );
-                    let dead = dead_letter_event(
-                        event,
-                        &self.stage,
-                        None,
-                        DeadLetterReason::Malformed,
-                        &why,
-                    );
-                    out.dead.push((DeadLetterReason::Malformed, dead));
+                    self.malformed(event, &why, out);
                     continue;
                 }
             }
