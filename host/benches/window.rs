@@ -128,6 +128,7 @@ fn wasm_engine(registry: &PluginRegistry) -> WindowEngine {
         slot,
         PluginLimits::default(),
         r#"{"field":"amount"}"#.into(),
+        Default::default(),
     )
     .expect("stats starts");
     let aggs = vec![AggSpec {

@@ -693,6 +693,7 @@ fn engine_with_stats(kind: WindowKind, lateness: i64) -> WindowEngine {
         slot,
         PluginLimits::default(),
         r#"{"field":"v"}"#.into(),
+        Default::default(),
     )
     .expect("stats starts");
     let agg = |name: &str, kind: AggKind, field: Option<&str>| AggSpec {

@@ -408,8 +408,19 @@ fn stage_events_in(address: &str, stage: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn a_reload_mid_window_keeps_the_plugins_accumulated_values() {
+/// The windows of a run without a reload, and of a run in which the plugin file is replaced
+/// (by `replace`) between two parts of the input, the second part starting mid-window.
+struct ReloadRun {
+    reference: BTreeMap<(String, i64), Value>,
+    reloaded: BTreeMap<(String, i64), Value>,
+    log: String,
+}
+
+/// The first part ends at this event time, in the middle of window `[1_100_000, 1_101_000)`.
+const SPLIT: usize = 100_500;
+const SPANNING: i64 = 1_100_000;
+
+fn reload_mid_window(state_upgrade: &str, replace: impl FnOnce(&std::path::Path)) -> ReloadRun {
     let ws = Workspace::new();
     let plugins = ws.path("plugins");
     std::fs::create_dir_all(&plugins).expect("plugin dir");
@@ -425,11 +436,13 @@ fn a_reload_mid_window_keeps_the_plugins_accumulated_values() {
             )
         })
         .collect();
-    // The first part ends in the middle of a window.
-    let split = 100_500;
     let body = |events: &[String]| events.iter().map(|e| format!("{e}\n")).collect::<String>();
-    std::fs::write(ws.path("events.jsonl"), body(&events[..split])).expect("part 1");
+    std::fs::write(ws.path("events.jsonl"), body(&events[..SPLIT])).expect("part 1");
     std::fs::write(ws.path("all.jsonl"), body(&events)).expect("all");
+    let aggregations = BUILTINS_AND_STATS.replace(
+        "config = { field = \"amount\" }",
+        &format!("config = {{ field = \"amount\" }}, state_upgrade = \"{state_upgrade}\""),
+    );
     let pipeline = |path: &str, follow: bool, out: &str| {
         format!(
             r#"
@@ -439,6 +452,7 @@ bind = "127.0.0.1:0"
 dir = "plugins"
 [state]
 dir = "state-{out}"
+stage_checkpoint_interval = "100ms"
 [sources.in]
 type = "file"
 path = "{path}"
@@ -451,7 +465,7 @@ inputs = ["in"]
 group_by = ["k"]
 window = {{ tumbling = "1s" }}
 time_field = "ts"
-{BUILTINS_AND_STATS}
+{aggregations}
 [sinks.out]
 type = "file"
 path = "{out}.jsonl"
@@ -475,15 +489,17 @@ inputs = ["win"]
         }
     };
     wait("the first part", &|| {
-        stage_events_in(&address, "win") >= split as u64
+        stage_events_in(&address, "win") >= SPLIT as u64
     });
-    another_version(&plugins.join("stats.wasm"), &plugins.join("stats.wasm"));
-    weir.wait_for("reloaded", Duration::from_secs(30));
+    // A checkpoint has the first version fold in everything it was given.
+    std::thread::sleep(Duration::from_millis(500));
+    replace(&plugins.join("stats.wasm"));
+    weir.wait_for("plugin reloaded", Duration::from_secs(30));
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(ws.path("events.jsonl"))
         .expect("append");
-    file.write_all(body(&events[split..]).as_bytes())
+    file.write_all(body(&events[SPLIT..]).as_bytes())
         .expect("part 2");
     drop(file);
     wait("the second part", &|| {
@@ -496,7 +512,6 @@ inputs = ["win"]
     weir.signal("TERM");
     let done = weir.finish(Duration::from_secs(60));
     assert_eq!(done.code, 0, "{}", done.stderr);
-
     let reloaded = final_results(&ws, "reloaded.jsonl");
     // Every window but the last fired: the watermark stops at the last event.
     assert!(
@@ -506,11 +521,70 @@ inputs = ["win"]
         reference.len()
     );
     assert!(
-        reloaded.keys().any(|(_, start)| *start == 1_100_000),
+        reloaded.keys().any(|(_, start)| *start == SPANNING),
         "the window the reload fell in fired"
     );
-    for (window, result) in &reloaded {
-        assert_stats_match_builtins(result);
-        assert_eq!(reference.get(window), Some(result), "window {window:?}");
+    ReloadRun {
+        reference,
+        reloaded,
+        log: done.stderr,
     }
+}
+
+#[test]
+fn a_reload_mid_window_keeps_the_plugins_accumulated_values() {
+    let run = reload_mid_window("keep_old_version", |target| another_version(target, target));
+    for (window, result) in &run.reloaded {
+        assert_stats_match_builtins(result);
+        assert_eq!(run.reference.get(window), Some(result), "window {window:?}");
+    }
+}
+
+#[test]
+fn a_version_that_cannot_read_the_state_leaves_the_old_one_serving_or_starts_over() {
+    let v2 = |target: &std::path::Path| {
+        let tmp = target.with_file_name(".stats.wasm.tmp");
+        std::fs::copy(weir_e2e::plugin("stats-v2"), &tmp).expect("copy");
+        std::fs::rename(&tmp, target).expect("rename");
+    };
+    // keep_old_version: the first version goes on, with its state: nothing changes.
+    let kept = reload_mid_window("keep_old_version", v2);
+    assert!(
+        kept.log
+            .contains("the previous version keeps serving this stage"),
+        "{}",
+        kept.log
+    );
+    for (window, result) in &kept.reloaded {
+        assert!(result["s"].get("version").is_none(), "{result}");
+        assert_eq!(
+            kept.reference.get(window),
+            Some(result),
+            "window {window:?}"
+        );
+    }
+    // reset: the new version serves; the window the reload fell in starts over, the ones
+    // after it are whole.
+    let reset = reload_mid_window("reset", v2);
+    assert!(reset.log.contains("they start over empty"), "{}", reset.log);
+    let mut restarted = 0;
+    for ((key, start), result) in &reset.reloaded {
+        let s = &result["s"];
+        if *start < SPANNING {
+            assert!(
+                s.get("version").is_none(),
+                "fired before the reload: {result}"
+            );
+            assert_stats_match_builtins(result);
+        } else if *start == SPANNING {
+            // Keys with events before the reload lost them; others had none to lose.
+            assert_eq!(s["version"], 2, "{result}");
+            assert!(s["count"].as_u64() <= result["n"].as_u64(), "{result}");
+            restarted += usize::from(s["count"].as_u64() < result["n"].as_u64());
+        } else {
+            assert_eq!(s["version"], 2, "{result}");
+            assert_eq!(s["count"], result["n"], "{key} {start}: {result}");
+        }
+    }
+    assert!(restarted > 50, "{restarted} of 100 keys started over");
 }

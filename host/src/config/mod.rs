@@ -39,5 +39,6 @@ pub use nats::{
 };
 pub use validate::{LATE_PORT, MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
 pub use window::{
-    Aggregations, EmitMode, LatePolicy, PluginAggConfig, WindowShape, WindowStageConfig,
+    Aggregations, EmitMode, LatePolicy, PluginAggConfig, StateUpgrade, WindowShape,
+    WindowStageConfig,
 };

@@ -109,6 +109,20 @@ pub struct PluginAggConfig {
     pub plugin: String,
     /// Its `init` config.
     pub config: serde_json::Value,
+    /// What to do when a new version cannot read the accumulators an older one left.
+    pub state_upgrade: StateUpgrade,
+}
+
+/// What a stage does when a reloaded plugin reports that it cannot read the state (the
+/// accumulators) the previous version left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateUpgrade {
+    /// The previous version goes on serving this stage, with its state, until a version
+    /// that reads it is dropped in.
+    #[default]
+    KeepOldVersion,
+    /// The new version serves; each accumulator it cannot read starts over empty.
+    Reset,
 }
 
 const FORMS: &str = "\"count\", { plugin = \"NAME\", config = { ... } }, { count = \"FIELD\" }, { sum | avg | min | max | first | last | stddev | variance | distinct_count = \"FIELD\" }, { percentile = 0.95, field = \"FIELD\" } or { top_k = 3, field = \"FIELD\" }";
@@ -139,7 +153,16 @@ fn aggregation(
         None => Ok(()),
     };
     if let Some(plugin) = table.get("plugin") {
-        only(&["plugin", "config"])?;
+        only(&["plugin", "config", "state_upgrade"])?;
+        let state_upgrade = match table.get("state_upgrade").map(|v| v.as_str()) {
+            None | Some(Some("keep_old_version")) => StateUpgrade::KeepOldVersion,
+            Some(Some("reset")) => StateUpgrade::Reset,
+            Some(_) => {
+                return Err(format!(
+                    "aggregation {name:?}: state_upgrade is \"keep_old_version\" or \"reset\""
+                ));
+            }
+        };
         let Some(plugin) = plugin.as_str().filter(|p| !p.is_empty()) else {
             return Err(format!(
                 "aggregation {name:?}: plugin is the name of an aggregator plugin"
@@ -158,6 +181,7 @@ fn aggregation(
         plugins.push(PluginAggConfig {
             plugin: plugin.to_owned(),
             config,
+            state_upgrade,
         });
         return Ok(AggSpec {
             name: name.to_owned(),

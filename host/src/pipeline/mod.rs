@@ -455,9 +455,10 @@ impl Build<'_> {
             let stage = self.name.to_owned();
             let config = custom.config.to_string();
             let limits = plugin_limits(self.config);
+            let upgrade = custom.state_upgrade;
             // `init` runs plugin code: off the runtime threads.
             let aggregation = tokio::task::spawn_blocking(move || {
-                PluginAggregation::new(&stage, slot, limits, config)
+                PluginAggregation::new(&stage, slot, limits, config, upgrade)
             })
             .await
             .map_err(|e| error(e.to_string()))?

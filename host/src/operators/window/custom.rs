@@ -3,12 +3,18 @@
 //! interface.
 //!
 //! The plugin side takes a reloaded version at the next call: the accumulators live in the
-//! host, so the new version goes on from the values the old one left.
+//! host, so the new version goes on from the values the old one left. A new version that
+//! reports it cannot read them (`unsupported-state`) is handled as the stage's
+//! `state_upgrade` says: the old version keeps serving, or the unreadable accumulators
+//! start over.
 
 use std::sync::Arc;
 
+use crate::config::StateUpgrade;
 use crate::event::Event;
-use crate::plugins::{AggregatorInstance, CallError, PluginLimits, PluginSlot};
+use crate::plugins::{
+    AggregatorInstance, CallError, CallErrorKind, ErrorCode, LoadedPlugin, PluginLimits, PluginSlot,
+};
 
 /// The custom aggregations of one window stage worker, by their number.
 pub trait CustomAggregations: Send {
@@ -30,20 +36,55 @@ pub trait CustomAggregations: Send {
     fn finish(&mut self, agg: u16, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value>;
 }
 
+/// One version of the plugin, running.
+struct Version {
+    plugin: Arc<LoadedPlugin>,
+    instance: AggregatorInstance,
+    /// Its empty accumulator.
+    empty: Vec<u8>,
+    label: String,
+}
+
+impl Version {
+    fn start(
+        plugin: Arc<LoadedPlugin>,
+        limits: PluginLimits,
+        config: &str,
+    ) -> Result<Self, CallError> {
+        let mut instance = AggregatorInstance::new(&plugin, limits, config)?;
+        let empty = instance.create()?;
+        Ok(Self {
+            label: format!("{}@{}", plugin.name(), plugin.version()),
+            plugin,
+            instance,
+            empty,
+        })
+    }
+}
+
+/// Whether a call failed because the plugin cannot read the state it was given.
+fn unreadable_state(error: &CallError) -> bool {
+    matches!(&error.kind, CallErrorKind::Reported(r) if r.code == ErrorCode::UnsupportedState)
+}
+
 /// One `{ plugin = "NAME", config = {...} }` aggregation.
 pub struct PluginAggregation {
     stage: String,
     slot: Arc<PluginSlot>,
+    /// The slot's generation last taken (or refused).
     generation: u64,
-    label: String,
     limits: PluginLimits,
     config: String,
-    instance: AggregatorInstance,
-    empty: Vec<u8>,
+    upgrade: StateUpgrade,
+    current: Version,
+    /// The version serving before the last reload, in case the new one cannot read the
+    /// state it left.
+    previous: Option<Version>,
 }
 
 impl PluginAggregation {
-    /// Starts the version serving in `slot` with `config` (JSON).
+    /// Starts the version serving in `slot` with `config` (JSON); `upgrade` says what to
+    /// do when a later version cannot read this one's accumulators.
     ///
     /// # Errors
     /// The plugin's [`CallError`]: not an aggregator, a fault, or a rejected config.
@@ -52,54 +93,91 @@ impl PluginAggregation {
         slot: Arc<PluginSlot>,
         limits: PluginLimits,
         config: String,
+        upgrade: StateUpgrade,
     ) -> Result<Self, CallError> {
         let (generation, plugin) = slot.current();
-        let mut instance = AggregatorInstance::new(&plugin, limits, &config)?;
-        let empty = instance.create()?;
+        let current = Version::start(plugin, limits, &config)?;
         Ok(Self {
             stage: stage.to_owned(),
-            label: format!("{}@{}", plugin.name(), plugin.version()),
             slot,
             generation,
             limits,
             config,
-            instance,
-            empty,
+            upgrade,
+            current,
+            previous: None,
         })
     }
 
-    /// Takes the newest version if one was published, or a fresh instance if a fault
-    /// spoiled this one.
+    /// Takes the newest version if one was published, or a fresh instance of the serving
+    /// one if a fault spoiled it.
     fn ready(&mut self) {
-        let reloaded = self.slot.generation() != self.generation;
-        if !reloaded && !self.instance.is_poisoned() {
-            return;
-        }
-        let (generation, plugin) = self.slot.current();
-        let label = format!("{}@{}", plugin.name(), plugin.version());
-        let started = AggregatorInstance::new(&plugin, self.limits, &self.config)
-            .and_then(|mut instance| instance.create().map(|empty| (instance, empty)));
-        match started {
-            Ok((instance, empty)) => {
-                if reloaded {
-                    tracing::info!(stage = %self.stage, plugin = %label, "aggregator switched to the new version; its accumulators carry over");
+        if self.slot.generation() != self.generation {
+            let (generation, plugin) = self.slot.current();
+            // Taken or refused, this generation is not tried again.
+            self.generation = generation;
+            match Version::start(plugin, self.limits, &self.config) {
+                Ok(version) => {
+                    tracing::info!(stage = %self.stage, plugin = %version.label, "aggregator switched to the new version; its accumulators carry over");
+                    self.previous = Some(std::mem::replace(&mut self.current, version));
                 }
-                self.instance = instance;
-                self.empty = empty;
-                self.label = label;
-                self.generation = generation;
-            }
-            Err(error) => {
-                // Stop trying this version; the previous instance serves while it can.
-                self.generation = generation;
-                tracing::error!(stage = %self.stage, plugin = %label, error = %error, "aggregator version did not start here; the previous one keeps serving");
+                Err(error) => {
+                    tracing::error!(stage = %self.stage, error = %error, "aggregator version did not start here; the previous one keeps serving");
+                }
             }
         }
+        if self.current.instance.is_poisoned() {
+            let plugin = Arc::clone(&self.current.plugin);
+            match Version::start(plugin, self.limits, &self.config) {
+                Ok(version) => self.current = version,
+                Err(error) => {
+                    tracing::error!(stage = %self.stage, plugin = %self.current.label, error = %error, "aggregator instance could not be replaced");
+                }
+            }
+        }
+    }
+
+    /// The new version cannot read the state: goes back to the previous version, or
+    /// empties what it cannot read, as configured. Returns whether to try again.
+    fn upgrade_failed(&mut self, accumulators: &mut [Vec<u8>], error: &CallError) -> bool {
+        match self.upgrade {
+            StateUpgrade::KeepOldVersion => {
+                let Some(previous) = self.previous.take() else {
+                    return false;
+                };
+                tracing::error!(stage = %self.stage, plugin = %self.current.label, keeps = %previous.label, error = %error, "the new aggregator version cannot read the state the previous one left; the previous version keeps serving this stage (state_upgrade = keep_old_version)");
+                self.current = previous;
+                true
+            }
+            StateUpgrade::Reset => {
+                let reset = self.reset_unreadable(accumulators);
+                if reset > 0 {
+                    tracing::warn!(stage = %self.stage, plugin = %self.current.label, accumulators = reset, "the aggregator cannot read these accumulators; they start over empty (state_upgrade = reset)");
+                }
+                reset > 0
+            }
+        }
+    }
+
+    /// Replaces each accumulator the serving version cannot read with an empty one;
+    /// returns how many.
+    fn reset_unreadable(&mut self, accumulators: &mut [Vec<u8>]) -> usize {
+        let mut reset = 0;
+        for acc in accumulators.iter_mut().filter(|a| !a.is_empty()) {
+            match self.current.instance.finish(std::slice::from_ref(acc)) {
+                Err(error) if unreadable_state(&error) => {
+                    acc.clone_from(&self.current.empty);
+                    reset += 1;
+                }
+                _ => {}
+            }
+        }
+        reset
     }
 
     fn fresh(&self, accumulators: &mut [Vec<u8>]) {
         for acc in accumulators.iter_mut().filter(|a| a.is_empty()) {
-            acc.clone_from(&self.empty);
+            acc.clone_from(&self.current.empty);
         }
     }
 
@@ -110,21 +188,28 @@ impl PluginAggregation {
         targets: &[u32],
     ) -> Vec<(usize, String)> {
         self.ready();
-        self.fresh(accumulators);
-        match self.instance.add(accumulators, events, targets) {
-            Ok(folded) => {
-                for (acc, new) in accumulators.iter_mut().zip(folded.accumulators) {
-                    *acc = new;
+        loop {
+            self.fresh(accumulators);
+            match self.current.instance.add(accumulators, events, targets) {
+                Ok(folded) => {
+                    for (acc, new) in accumulators.iter_mut().zip(folded.accumulators) {
+                        *acc = new;
+                    }
+                    return folded
+                        .failures
+                        .into_iter()
+                        .map(|f| (f.index, f.error.to_string()))
+                        .collect();
                 }
-                folded
-                    .failures
-                    .into_iter()
-                    .map(|f| (f.index, f.error.to_string()))
-                    .collect()
-            }
-            Err(error) => {
-                tracing::warn!(stage = %self.stage, plugin = %self.label, error = %error, "aggregator failed a batch; folding its events one by one to find the culprits");
-                self.add_one_by_one(accumulators, events, targets)
+                Err(error) if unreadable_state(&error) => {
+                    if !self.upgrade_failed(accumulators, &error) {
+                        return self.add_one_by_one(accumulators, events, targets);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(stage = %self.stage, plugin = %self.current.label, error = %error, "aggregator failed a batch; folding its events one by one to find the culprits");
+                    return self.add_one_by_one(accumulators, events, targets);
+                }
             }
         }
     }
@@ -140,10 +225,11 @@ impl PluginAggregation {
         for (i, (event, &target)) in events.iter().zip(targets).enumerate() {
             self.ready();
             let acc = &mut accumulators[target as usize];
-            match self
-                .instance
-                .add(std::slice::from_ref(acc), std::slice::from_ref(event), &[0])
-            {
+            match self.current.instance.add(
+                std::slice::from_ref(acc),
+                std::slice::from_ref(event),
+                &[0],
+            ) {
                 Ok(mut folded) => match (folded.failures.pop(), folded.accumulators.pop()) {
                     (Some(failure), _) => failures.push((i, failure.error.to_string())),
                     (None, Some(new)) => *acc = new,
@@ -153,6 +239,60 @@ impl PluginAggregation {
             }
         }
         failures
+    }
+
+    fn merge(&mut self, left: &mut Vec<u8>, right: &[u8]) {
+        self.ready();
+        if right.is_empty() {
+            return;
+        }
+        let mut pair = [std::mem::take(left), right.to_vec()];
+        loop {
+            self.fresh(&mut pair);
+            let [l, r] = &pair;
+            match self
+                .current
+                .instance
+                .merge(std::slice::from_ref(l), std::slice::from_ref(r))
+            {
+                Ok(mut merged) if merged.len() == 1 => {
+                    *left = merged.remove(0);
+                    return;
+                }
+                Err(error)
+                    if unreadable_state(&error) && self.upgrade_failed(&mut pair, &error) => {}
+                Ok(_) | Err(_) => {
+                    tracing::error!(stage = %self.stage, plugin = %self.current.label, "aggregator failed to merge two sessions; the later one's values are lost");
+                    let [l, _] = pair;
+                    *left = l;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value> {
+        self.ready();
+        let mut accs = accumulators.to_vec();
+        loop {
+            self.fresh(&mut accs);
+            match self.current.instance.finish(&accs) {
+                Ok(results) => {
+                    return results
+                        .iter()
+                        .map(|r| {
+                            rmpv::decode::read_value(&mut r.as_ref()).unwrap_or(rmpv::Value::Nil)
+                        })
+                        .collect();
+                }
+                Err(error)
+                    if unreadable_state(&error) && self.upgrade_failed(&mut accs, &error) => {}
+                Err(error) => {
+                    tracing::error!(stage = %self.stage, plugin = %self.current.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
+                    return vec![rmpv::Value::Nil; accs.len()];
+                }
+            }
+        }
     }
 }
 
@@ -174,45 +314,15 @@ impl CustomAggregations for PluginAggregations {
     }
 
     fn merge(&mut self, agg: u16, left: &mut Vec<u8>, right: &[u8]) {
-        let Some(a) = self.0.get_mut(agg as usize) else {
-            return;
-        };
-        a.ready();
-        if right.is_empty() {
-            return;
-        }
-        let mut pair = [std::mem::take(left), right.to_vec()];
-        a.fresh(&mut pair);
-        let [l, r] = pair;
-        match a
-            .instance
-            .merge(std::slice::from_ref(&l), std::slice::from_ref(&r))
-        {
-            Ok(mut merged) if merged.len() == 1 => *left = merged.remove(0),
-            Ok(_) | Err(_) => {
-                tracing::error!(stage = %a.stage, plugin = %a.label, "aggregator failed to merge two sessions; the later one's values are lost");
-                *left = l;
-            }
+        if let Some(a) = self.0.get_mut(agg as usize) {
+            a.merge(left, right);
         }
     }
 
     fn finish(&mut self, agg: u16, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value> {
-        let nil = || vec![rmpv::Value::Nil; accumulators.len()];
-        let Some(a) = self.0.get_mut(agg as usize) else {
-            return nil();
-        };
-        a.ready();
-        let mut accs = accumulators.to_vec();
-        a.fresh(&mut accs);
-        match a.instance.finish(&accs) {
-            Ok(results) => results
-                .iter()
-                .map(|r| rmpv::decode::read_value(&mut r.as_ref()).unwrap_or(rmpv::Value::Nil))
-                .collect(),
-            Err(error) => {
-                tracing::error!(stage = %a.stage, plugin = %a.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
-                nil()
-            }
+        match self.0.get_mut(agg as usize) {
+            Some(a) => a.finish(accumulators),
+            None => vec![rmpv::Value::Nil; accumulators.len()],
         }
     }
 }
