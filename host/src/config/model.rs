@@ -311,6 +311,19 @@ pub struct StdinSourceConfig {
     pub format: EdgeFormat,
 }
 
+impl PipelineConfig {
+    /// Whether events of `source` (a source or stage) can reach stage `stage`.
+    pub fn feeds(&self, source: &str, stage: &str) -> bool {
+        let Some(node) = self.stages.get(stage) else {
+            return false;
+        };
+        node.inputs().iter().any(|input| {
+            let producer = input.split_once('.').map_or(input.as_str(), |(p, _)| p);
+            producer == source || (producer != stage && self.feeds(source, producer))
+        })
+    }
+}
+
 /// A stage, told apart by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -109,6 +109,12 @@ fn check_flow(c: &PipelineConfig, problem: &mut Report<'_>) {
     if c.plugins.memory_mb == 0 || c.plugins.memory_mb > 4096 {
         problem("plugins.memory_mb".into(), "must be from 1 to 4096".into());
     }
+    if c.state.stage_checkpoint_interval.0.is_zero() || c.state.checkpoint_interval.0.is_zero() {
+        problem(
+            "state".into(),
+            "checkpoint_interval and stage_checkpoint_interval must be more than zero".into(),
+        );
+    }
     if c.plugins.timeout.0.is_zero() {
         problem(
             "plugins.timeout".into(),
@@ -290,6 +296,20 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
             }
             StageConfig::Window(w) => {
                 check_window(w, &key, problem);
+                for (source, _) in c
+                    .sources
+                    .iter()
+                    .filter(|(_, s)| matches!(s, SourceConfig::Kafka(k) if k.exactly_once))
+                {
+                    if c.feeds(source, name) {
+                        problem(
+                            key("inputs"),
+                            format!(
+                                "source {source:?} is exactly_once, and a window stage's state does not yet take part in its transactions: read it without exactly_once"
+                            ),
+                        );
+                    }
+                }
                 for (agg, custom) in w.aggregations.0.iter().filter_map(|a| match a.kind {
                     crate::operators::window::AggKind::Custom(n) => {
                         w.aggregations.1.get(n as usize).map(|c| (a, c))
@@ -363,6 +383,12 @@ fn check_window(w: &WindowStageConfig, key: &dyn Fn(&str) -> String, problem: &m
         problem(
             key("emit"),
             "final emits each window once, when it closes: remove early_every and early_count, or emit updates".into(),
+        );
+    }
+    if w.early_every.is_some_and(|d| d.0.is_zero()) {
+        problem(
+            key("early_every"),
+            "must be more than zero, e.g. \"10s\"".into(),
         );
     }
     if w.early_count == Some(0) {

@@ -31,6 +31,10 @@ pub struct FilePosition {
     pub inode: u64,
     /// Offset after the last acknowledged record.
     pub offset: u64,
+    /// Counts the times the source started the file over (truncated, rotated, or not the
+    /// one saved): offsets of one generation are never those of another.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 /// Reads `config.path` until its end (or for ever, following).
@@ -47,17 +51,20 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> Result<(), Sou
     let mut emitter = Emitter::new(ctx, true);
     let path_text = config.path.display().to_string();
     let mut reader = Reader::open(&config.path, &name).await?;
+    let mut generation = 0;
     if let Some(saved) = saved {
         if saved.path == path_text
             && saved.inode == reader.inode
             && saved.offset <= reader.len().await
         {
+            generation = saved.generation;
             reader
                 .seek(saved.offset)
                 .await
                 .map_err(|e| SourceError::read(&name, e))?;
             tracing::info!(source = %name, offset = saved.offset, "resuming from the acknowledged position");
         } else {
+            generation = saved.generation.wrapping_add(1);
             tracing::info!(source = %name, "saved position is for another file; reading from the start");
         }
     }
@@ -76,13 +83,16 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> Result<(), Sou
             .await
             .map_err(|e| SourceError::read(&name, e))?;
         if !records.is_empty() {
-            // The inode tells a rotated file's offsets from its predecessor's.
-            let partition = Some((emitter.ctx().origin_id, reader.inode as u32));
+            let partition = Some((
+                emitter.ctx().origin_id,
+                partition_id(reader.inode, generation),
+            ));
             let (events, malformed) = decode_records(&mut records, config.format, partition);
             let position = FilePosition {
                 path: path_text.clone(),
                 inode: reader.inode,
                 offset: reader.consumed,
+                generation,
             };
             tokio::select! {
                 sent = emitter.emit(events, malformed, position) => sent?,
@@ -103,10 +113,22 @@ pub async fn run(config: FileSourceConfig, ctx: SourceContext) -> Result<(), Sou
         if reader.replaced(&config.path).await {
             tracing::info!(source = %name, "file was rotated or truncated; reading the new one from the start");
             reader = Reader::open(&config.path, &name).await?;
+            generation = generation.wrapping_add(1);
         }
     }
     emitter.finish().await;
     Ok(())
+}
+
+/// The partition of a file's records in their [`Origin`]: the file (a rotated file is
+/// another inode) and how many times the source started over (a truncated file keeps its
+/// inode and starts its offsets again).
+fn partition_id(inode: u64, generation: u32) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = crate::operators::window::StableHasher.build_hasher();
+    hasher.write(&inode.to_le_bytes());
+    hasher.write(&generation.to_le_bytes());
+    hasher.finish() as u32
 }
 
 /// Decodes records (each with the byte offset after it) into events; `partition` is the

@@ -8,9 +8,9 @@
 //! which lets their sources move on.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::delivery::{AckToken, Completion};
@@ -22,11 +22,16 @@ struct Job {
     outputs_before: u64,
     /// Claims on the source batches folded into `state`.
     held: Vec<AckToken>,
+    /// The worker's final checkpoint: the writer ends after it.
+    last: bool,
 }
 
-/// Writes one worker's checkpoints in order, each after the outputs before it.
+/// Writes one worker's checkpoints in order, each after the outputs before it. A
+/// checkpoint not yet started when the next one comes is replaced by it (their held claims
+/// together), so a slow sink never piles up copies of the state.
 pub struct Checkpointer {
-    jobs: mpsc::UnboundedSender<Job>,
+    next: Arc<Mutex<Option<Job>>>,
+    wake: Arc<Notify>,
     done: mpsc::UnboundedSender<Completion>,
     issued: u64,
     task: JoinHandle<()>,
@@ -35,11 +40,19 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Starts the writer of `name` (`STAGE/WORKER`) into `store`.
     pub fn start(name: String, store: Arc<CheckpointStore>) -> Self {
-        let (jobs, job_rx) = mpsc::unbounded_channel();
+        let next = Arc::new(Mutex::new(None));
+        let wake = Arc::new(Notify::new());
         let (done, done_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_loop(name, store, job_rx, done_rx));
+        let task = tokio::spawn(write_loop(
+            name,
+            store,
+            Arc::clone(&next),
+            Arc::clone(&wake),
+            done_rx,
+        ));
         Self {
-            jobs,
+            next,
+            wake,
             done,
             issued: 0,
             task,
@@ -55,37 +68,56 @@ impl Checkpointer {
 
     /// Queues `state`, which holds the events of the `held` claims.
     pub fn checkpoint(&self, state: Vec<u8>, held: Vec<AckToken>) {
-        let job = Job {
+        self.queue(state, held, false);
+    }
+
+    fn queue(&self, state: Vec<u8>, mut held: Vec<AckToken>, last: bool) {
+        let mut next = lock(&self.next);
+        if let Some(waiting) = next.take() {
+            // Not started yet: the newer state holds everything it did.
+            held.extend(waiting.held);
+        }
+        *next = Some(Job {
             state,
             outputs_before: self.issued,
             held,
-        };
-        // The writer ends only after this sender is dropped.
-        let _ = self.jobs.send(job);
+            last,
+        });
+        drop(next);
+        self.wake.notify_one();
     }
 
-    /// Waits until every queued checkpoint is written (or given up).
-    pub async fn finish(self) {
-        let Self {
-            jobs, done, task, ..
-        } = self;
-        drop(jobs);
+    /// Writes `state` as the last checkpoint and waits until it is written (or given up).
+    pub async fn finish(self, state: Vec<u8>, held: Vec<AckToken>) {
+        self.queue(state, held, true);
+        let Self { done, task, .. } = self;
         drop(done);
         let _ = task.await;
     }
 }
 
+fn lock(next: &Mutex<Option<Job>>) -> std::sync::MutexGuard<'_, Option<Job>> {
+    next.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 async fn write_loop(
     name: String,
     store: Arc<CheckpointStore>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    next: Arc<Mutex<Option<Job>>>,
+    wake: Arc<Notify>,
     mut done: mpsc::UnboundedReceiver<Completion>,
 ) {
     // Output claims settle in any order: those below `low` are all done.
     let mut low = 0u64;
     let mut settled_above = BTreeSet::new();
     let mut poisoned = false;
-    while let Some(job) = jobs.recv().await {
+    loop {
+        let Some(job) = lock(&next).take() else {
+            wake.notified().await;
+            continue;
+        };
+        let last = job.last;
         while !poisoned && low < job.outputs_before {
             let Some(completion) = done.recv().await else {
                 break;
@@ -102,6 +134,9 @@ async fn write_loop(
         if poisoned {
             // Dropped unsettled: the sources keep these positions to read them again.
             drop(job.held);
+            if last {
+                return;
+            }
             continue;
         }
         let store = Arc::clone(&store);
@@ -117,6 +152,9 @@ async fn write_loop(
                 poisoned = true;
                 tracing::error!(checkpoint = %name, error = %e, "checkpoint task failed");
             }
+        }
+        if last {
+            return;
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::operators::window::{
-    CustomAggregations, PluginAggregation, PluginAggregations, Scalar, worker_of,
+    CustomAggregations, PluginAggregation, PluginAggregations, Scalar, SourceOrder, worker_of,
 };
 use crate::operators::{FilterOperator, HandlerOperator, Operator, RouteOperator, WindowOperator};
 use crate::plugins::{PluginKind, PluginLimits, PluginRegistry, PluginUser};
@@ -389,6 +389,47 @@ fn limits(config: &PipelineConfig, stage: &HandlerStageConfig) -> PluginLimits {
     }
 }
 
+/// For each source (by index), whether its events reach `stage` in order: over exactly
+/// one path, with no stage of more than one worker on it.
+fn source_order(config: &PipelineConfig, stage: &str, names: &Arc<[String]>) -> SourceOrder {
+    // (paths, all of them sequential) per source.
+    fn walk(
+        config: &PipelineConfig,
+        node: &str,
+        sequential: bool,
+        depth: usize,
+        found: &mut HashMap<String, (usize, bool)>,
+    ) {
+        let Some(stage) = config.stages.get(node) else {
+            return;
+        };
+        // Validation refuses cycles; the bound only keeps a mistake from looping.
+        if depth > config.stages.len() {
+            return;
+        }
+        for input in stage.inputs() {
+            let producer = input.split_once('.').map_or(input.as_str(), |(p, _)| p);
+            if config.sources.contains_key(producer) {
+                let entry = found.entry(producer.to_owned()).or_insert((0, true));
+                entry.0 += 1;
+                entry.1 &= sequential;
+            } else if let Some(upstream) = config.stages.get(producer) {
+                let sequential = sequential && upstream.parallelism() <= 1;
+                walk(config, producer, sequential, depth + 1, found);
+            }
+        }
+    }
+    let mut found = HashMap::new();
+    walk(config, stage, true, 0, &mut found);
+    SourceOrder {
+        names: Arc::clone(names),
+        ordered: names
+            .iter()
+            .map(|n| found.get(n).is_some_and(|&(paths, seq)| paths == 1 && seq))
+            .collect(),
+    }
+}
+
 /// Routes a window stage's events to workers by their `group_by` values.
 fn partitioner(stage: &StageConfig) -> Option<Partitioner> {
     let StageConfig::Window(w) = stage else {
@@ -489,6 +530,12 @@ impl Build<'_> {
             )));
         }
         let late_dropped = self.metrics.component(self.name).late_dropped;
+        let order = source_order(self.config, self.name, self.sources);
+        for (source, ordered) in order.names.iter().zip(&order.ordered) {
+            if !ordered && self.config.feeds(source, self.name) {
+                tracing::warn!(stage = %self.name, source = %source, "events of this source can reach the window stage out of order (over several paths or through a parallel stage): after a restart, those its state holds already may be counted again");
+            }
+        }
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
         for worker in 0..n {
             let snapshot = saved(worker)?;
@@ -497,7 +544,7 @@ impl Build<'_> {
                 self.name,
                 w,
                 n,
-                Arc::clone(self.sources),
+                &order,
                 late_dropped.clone(),
                 custom,
                 snapshot.as_deref(),

@@ -247,7 +247,13 @@ impl Worker {
                     }
                     self.deliver(None).await;
                 }
-                _ = checkpoints.tick() => self.checkpoint().await,
+                _ = checkpoints.tick() => {
+                    if let Some((state, held)) = self.snapshot().await
+                        && let Some(stateful) = &self.stateful
+                    {
+                        stateful.checkpointer.checkpoint(state, held);
+                    }
+                }
             }
         }
         let ended = self
@@ -259,32 +265,35 @@ impl Worker {
             state.end_of_input(&mut self.processed);
             self.deliver(None).await;
         }
-        self.checkpoint().await;
+        let last = self.snapshot().await;
         let Self {
             stateful, outputs, ..
         } = self;
         drop(outputs);
-        if let Some(stateful) = stateful {
-            stateful.checkpointer.finish().await;
+        if let (Some(stateful), Some((state, held))) = (stateful, last) {
+            stateful.checkpointer.finish(state, held).await;
         }
     }
 
-    async fn checkpoint(&mut self) {
-        if self.stateful.is_none() {
-            return;
-        }
-        let Some(state) = self.operator.stateful() else {
-            return;
-        };
+    /// The state to checkpoint, with the claims it holds, once what failed to fold in has
+    /// gone on. Serializing a large state takes a while: other tasks move off this thread.
+    async fn snapshot(&mut self) -> Option<(Vec<u8>, Vec<AckToken>)> {
+        self.stateful.as_ref()?;
+        let state = self.operator.stateful()?;
         // Events that fail while folding in go on before the state that leaves them out.
         self.processed.reset(self.outputs.len());
         state.flush(&mut self.processed);
         self.deliver(None).await;
-        let (Some(stateful), Some(state)) = (&mut self.stateful, self.operator.stateful()) else {
-            return;
+        let state = self.operator.stateful()?;
+        let bytes = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| state.snapshot())
+        } else {
+            state.snapshot()
         };
-        let held = std::mem::take(&mut stateful.held);
-        stateful.checkpointer.checkpoint(state.snapshot(), held);
+        let held = std::mem::take(&mut self.stateful.as_mut()?.held);
+        Some((bytes, held))
     }
 
     /// A batch of `events` to send on: claims on `from`'s sources, and for a stateful

@@ -373,7 +373,8 @@ impl WindowEngine {
         let in_order = pending.iter().enumerate().all(|(i, p)| p.2 as usize == i);
         let repeated: Vec<Event>;
         let batch: &[Event] = if in_order {
-            &events
+            // The event being added may be last with no window yet: it waits.
+            &events[..pending.len()]
         } else {
             repeated = pending
                 .iter()
@@ -685,6 +686,33 @@ impl WindowEngine {
             for (id, start, end, what) in entry.remove() {
                 self.on_timer(id, start, end, what, out);
             }
+        }
+        self.finish_custom(out);
+    }
+
+    /// The input has ended: every window still open fires, count windows that did not
+    /// fill included, and the state is left empty.
+    pub fn close_all(&mut self, out: &mut Vec<WindowResult>) {
+        self.advance(i64::MAX, out);
+        if !matches!(self.kind, WindowKind::Count { .. }) {
+            return;
+        }
+        self.flush_custom();
+        for id in 0..self.keys.len() {
+            let Some(mut window) = self.keys[id].windows.remove(&0) else {
+                continue;
+            };
+            self.open -= 1;
+            out.push(result(
+                &self.aggs,
+                &mut self.finishing,
+                out.len(),
+                &self.keys[id].key,
+                window.earliest,
+                &mut window,
+                Firing::Final,
+            ));
+            self.release(id);
         }
         self.finish_custom(out);
     }

@@ -14,6 +14,6 @@ pub use aggregate::{AggKind, AggSpec, PERCENTILE_RELATIVE_ERROR, StableHasher, s
 pub use assign::{GLOBAL_END, GLOBAL_START, MAX_EVENT_TIME, WindowKind};
 pub use custom::{CustomAggregations, PluginAggregation, PluginAggregations};
 pub use engine::{Added, Firing, GroupKey, Limit, WindowEngine, WindowResult};
-pub use operator::{WindowOperator, worker_of};
+pub use operator::{SourceOrder, WindowOperator, worker_of};
 pub use value::Scalar;
 pub use watermark::WatermarkTracker;

@@ -25,7 +25,7 @@ use crate::expr::Condition;
 use crate::operators::{Operator, Processed, Stateful};
 
 /// Format of [`StageSnapshot`]; bumped when it changes shape.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// The watermark input of events that carry no source position.
 const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
@@ -37,11 +37,48 @@ struct StageSnapshot {
     /// Workers of the stage when written: keys are split among workers by hash, so the
     /// state only fits a stage with as many.
     workers: u32,
+    /// What each aggregation computes, so that state is never read by other ones.
+    aggregations: Vec<String>,
     engine: Vec<u8>,
     /// (source, partition, last offset folded in).
     positions: Vec<(String, u32, u64)>,
     /// (source, partition, latest event time), for the watermark.
     clocks: Vec<(String, u32, i64)>,
+}
+
+/// The pipeline's sources as a window stage sees them.
+#[derive(Debug, Clone)]
+pub struct SourceOrder {
+    /// Source names by index (the index events' origins carry).
+    pub names: Arc<[String]>,
+    /// By index: whether the source's events reach the stage in their order per partition
+    /// (one path, no parallel stage on it). Only then can a restarted stage tell the events
+    /// it holds already by their position.
+    pub ordered: Vec<bool>,
+}
+
+/// What each aggregation of a stage computes, as `name=kind(field)` or `name=plugin(NAME)`.
+fn signatures(config: &WindowStageConfig) -> Vec<String> {
+    config
+        .aggregations
+        .0
+        .iter()
+        .map(|agg| match agg.kind {
+            super::AggKind::Custom(n) => {
+                let plugin = config
+                    .aggregations
+                    .1
+                    .get(n as usize)
+                    .map(|p| p.plugin.as_str());
+                format!("{}=plugin({})", agg.name, plugin.unwrap_or_default())
+            }
+            kind => format!(
+                "{}={kind:?}({})",
+                agg.name,
+                agg.field.as_deref().unwrap_or_default()
+            ),
+        })
+        .collect()
 }
 
 /// The worker index of an event: the same for every event of one key, in every run.
@@ -66,7 +103,11 @@ pub struct WindowOperator {
     /// Positions folded in so far.
     folded: HashMap<(u16, u32), u64>,
     sources: Arc<[String]>,
+    /// By source index: whether its events reach this stage in their order per partition,
+    /// which passing over what the state holds relies on.
+    ordered: Vec<bool>,
     workers: usize,
+    aggregations: Vec<String>,
     early_every: Option<Duration>,
     last_early: Instant,
     late_dropped: Counter,
@@ -77,8 +118,8 @@ pub struct WindowOperator {
 }
 
 impl WindowOperator {
-    /// A worker of stage `stage`, one of `workers`; `sources` names the pipeline's sources
-    /// by index; `snapshot` is the worker's last checkpoint, if there is one.
+    /// A worker of stage `stage`, one of `workers`, reading from `sources`; `snapshot` is
+    /// the worker's last checkpoint, if there is one.
     ///
     /// # Errors
     /// A checkpoint that does not fit this stage (other workers or aggregations).
@@ -86,7 +127,7 @@ impl WindowOperator {
         stage: &str,
         config: &WindowStageConfig,
         workers: usize,
-        sources: Arc<[String]>,
+        sources: &SourceOrder,
         late_dropped: Counter,
         custom: Option<Box<dyn CustomAggregations>>,
         snapshot: Option<&[u8]>,
@@ -116,8 +157,10 @@ impl WindowOperator {
             watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
             restored: HashMap::new(),
             folded: HashMap::new(),
-            sources,
+            sources: Arc::clone(&sources.names),
+            ordered: sources.ordered.clone(),
             workers,
+            aggregations: signatures(config),
             early_every: config.early_every.map(|d| d.0),
             last_early: Instant::now(),
             late_dropped,
@@ -144,6 +187,13 @@ impl WindowOperator {
             return Err(format!(
                 "checkpoint was written by {} workers and the stage now has {}: set parallelism = {} again, or remove the state directory to start over",
                 snapshot.workers, self.workers, snapshot.workers
+            ));
+        }
+        if snapshot.aggregations != self.aggregations {
+            return Err(format!(
+                "checkpoint holds the aggregations [{}] and the stage now computes [{}]: change them back, or remove the state directory to start over",
+                snapshot.aggregations.join(", "),
+                self.aggregations.join(", ")
             ));
         }
         self.engine.restore(&snapshot.engine)?;
@@ -174,9 +224,11 @@ impl WindowOperator {
             .map(|i| i as u16)
     }
 
-    /// Whether the restored state already holds this event.
+    /// Whether the state already holds this event: read again after a restart (at or
+    /// before the restored position) or within this run (behind what was folded; outputs
+    /// of one input share its position, so an equal one is not a repeat).
     fn already_folded(&mut self, origin: Option<Origin>) -> bool {
-        let Some(o) = origin else {
+        let Some(o) = origin.filter(|o| self.ordered.get(o.source as usize) == Some(&true)) else {
             return false;
         };
         let at = (o.source, o.partition);
@@ -185,7 +237,11 @@ impl WindowOperator {
             return true;
         }
         let folded = self.folded.entry(at).or_insert(o.offset);
-        *folded = (*folded).max(o.offset);
+        if o.offset < *folded {
+            self.replayed += 1;
+            return true;
+        }
+        *folded = o.offset;
         false
     }
 
@@ -226,7 +282,9 @@ impl WindowOperator {
 
     /// Dead-letters the events a plugin aggregation could not fold in.
     fn custom_failures(&mut self, out: &mut Processed) {
-        for (event, why) in self.engine.take_custom_failures() {
+        for (mut event, why) in self.engine.take_custom_failures() {
+            // Its other aggregations hold it already: delivered again, it would count twice.
+            event.redelivery = None;
             let why = format!("stage {}: {why}", self.stage);
             let reason = DeadLetterReason::PluginError;
             out.dead.push((
@@ -356,7 +414,7 @@ impl Stateful for WindowOperator {
     }
 
     fn end_of_input(&mut self, out: &mut Processed) {
-        self.engine.advance(i64::MAX, &mut self.results);
+        self.engine.close_all(&mut self.results);
         self.custom_failures(out);
         self.emit_results(out);
         if self.replayed > 0 {
@@ -376,6 +434,7 @@ impl Stateful for WindowOperator {
         let snapshot = StageSnapshot {
             version: SNAPSHOT_VERSION,
             workers: self.workers as u32,
+            aggregations: self.aggregations.clone(),
             engine: self.engine.snapshot(),
             positions: self
                 .folded

@@ -23,6 +23,9 @@ pub struct WatermarkTracker<I> {
     inputs: Vec<InputClock<I>>,
     last: usize,
     watermark: i64,
+    /// Restored from a checkpoint, and no event seen since: the sources may take a while
+    /// to come back (a consumer group rejoining), which is not idleness.
+    resuming: bool,
 }
 
 impl<I: PartialEq + Copy> WatermarkTracker<I> {
@@ -34,12 +37,18 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
             inputs: Vec::new(),
             last: 0,
             watermark: i64::MIN,
+            resuming: false,
         }
     }
 
     /// Notes an event of `input` at event time `time`, seen at `now`; returns whether it
     /// moved its input's clock forward (only then can the watermark move).
     pub fn observe(&mut self, input: I, time: i64, now: Instant) -> bool {
+        if self.resuming {
+            // Idle time counts from the first event after the restart.
+            self.resuming = false;
+            self.inputs.iter_mut().for_each(|c| c.seen_at = now);
+        }
         let at = match self.inputs.get(self.last) {
             Some(clock) if clock.input == input => self.last,
             _ => match self.inputs.iter().position(|c| c.input == input) {
@@ -88,12 +97,27 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
     /// Restores an input's latest event time from a checkpoint, as if seen at `now`, and
     /// the watermark it implies.
     pub fn restore(&mut self, input: I, latest: i64, now: Instant) {
-        self.observe(input, latest, now);
-        self.watermark(now);
+        match self.inputs.iter_mut().find(|c| c.input == input) {
+            Some(clock) => clock.latest = clock.latest.max(latest),
+            None => self.inputs.push(InputClock {
+                input,
+                latest,
+                seen_at: now,
+            }),
+        }
+        self.resuming = true;
     }
 
     /// The watermark at `now`; it never goes back.
     pub fn watermark(&mut self, now: Instant) -> i64 {
+        if self.resuming {
+            // Every restored input holds it, idle or not.
+            if let Some(slowest) = self.inputs.iter().map(|c| c.latest).min() {
+                let candidate = slowest.saturating_sub(self.out_of_orderness);
+                self.watermark = self.watermark.max(candidate);
+            }
+            return self.watermark;
+        }
         let active = self
             .inputs
             .iter()
@@ -152,6 +176,27 @@ mod tests {
         // It comes back behind: the watermark does not go back.
         w.observe("quiet", 2_000, later);
         assert_eq!(w.watermark(later), 20_000);
+    }
+
+    #[test]
+    fn restored_inputs_are_not_idle_until_events_come_again() {
+        let start = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
+        w.restore("a", 5_000, start);
+        w.restore("b", 3_000, start);
+        assert_eq!(w.watermark(start), 3_000);
+        // Sources slow to come back after a restart do not make event time run on.
+        assert_eq!(w.watermark(start + 60 * SECOND), 3_000);
+        let back = start + 61 * SECOND;
+        w.observe("a", 6_000, back);
+        assert_eq!(
+            w.watermark(back),
+            3_000,
+            "b is counted from now, not from the restore"
+        );
+        let later = back + 11 * SECOND;
+        w.observe("a", 6_500, later);
+        assert_eq!(w.watermark(later), 6_500, "then b is idle");
     }
 
     #[test]
