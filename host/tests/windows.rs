@@ -882,3 +882,35 @@ fn emitting_final_results_gives_each_window_once_with_its_late_events() {
         assert_eq!(summary(&out), [(1, 100, 1, 2, Firing::Final)]);
     }
 }
+
+#[test]
+fn at_the_end_of_the_input_count_windows_that_did_not_fill_fire_too() {
+    let mut engine = WindowEngine::new(WindowKind::Count { size: 3 }, count_and_sum(), 0);
+    let mut out = Vec::new();
+    feed(
+        &mut engine,
+        &[
+            ev(1, 5, 1),
+            ev(1, 6, 2),
+            ev(1, 7, 3),
+            ev(1, 8, 4),
+            ev(2, 9, 5),
+        ],
+        &mut out,
+    );
+    assert_eq!(summary(&out), [(1, 5, 3, 6, Firing::Final)]);
+    out.clear();
+    engine.advance(i64::MAX, &mut out);
+    assert!(
+        out.is_empty(),
+        "the watermark alone does not close a count window"
+    );
+    engine.close_all(&mut out);
+    let mut rest = summary(&out);
+    rest.sort_by_key(|r| r.0);
+    assert_eq!(
+        rest,
+        [(1, 8, 1, 4, Firing::Final), (2, 9, 1, 5, Firing::Final)]
+    );
+    assert_eq!((engine.open_windows(), engine.keys()), (0, 0));
+}

@@ -320,6 +320,12 @@ mod tests {
                 "window = {{ tumbling = \"1m\" }}\naggregations = {{ s = {{ plugin = \"{name}\" }} }}"
             ))
         };
+        assert!(
+            problems(&format!(
+                "window = {{ tumbling = \"1m\" }}\nearly_every = \"0s\"\n{n}"
+            ))
+            .contains("early_every")
+        );
         assert_eq!(plugin("stats"), "");
         assert!(
             plugin("threshold").contains("not aggregator"),
@@ -327,6 +333,21 @@ mod tests {
             plugin("threshold")
         );
         assert!(plugin("nope").contains("no plugin \"nope\""));
+    }
+
+    #[test]
+    fn an_exactly_once_source_before_a_window_and_zero_intervals_are_refused() {
+        let text = "[state]\nstage_checkpoint_interval = \"0s\"\n[sources.k]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"t\"]\ngroup = \"g\"\nexactly_once = true\n[stages.f]\ntype = \"filter\"\ninputs = [\"k\"]\ncondition = \"a > 1\"\n[stages.w]\ntype = \"window\"\ninputs = [\"f\"]\nwindow = { tumbling = \"1m\" }\naggregations = { n = \"count\" }\n[sinks.out]\ntype = \"null\"\ninputs = [\"w\"]\n";
+        let error = parse(text)
+            .unwrap()
+            .validate(&mut Plugins)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("source \"k\" is exactly_once"), "{error}");
+        assert!(
+            error.contains("stage_checkpoint_interval must be more than zero"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -660,3 +660,52 @@ fn sink_kind(config: &SinkConfig) -> &'static str {
         SinkConfig::Jetstream(_) => "jetstream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_in_order_over_one_path_of_single_workers_only() {
+        let text = r#"
+[sources.a]
+type = "stdin"
+[sources.b]
+type = "stdin"
+[sources.c]
+type = "stdin"
+[stages.wide]
+type = "filter"
+inputs = ["b"]
+condition = "x > 1"
+parallelism = 2
+[stages.left]
+type = "filter"
+inputs = ["c"]
+condition = "x > 1"
+[stages.right]
+type = "filter"
+inputs = ["c"]
+condition = "x < 1"
+[stages.w]
+type = "window"
+inputs = ["a", "wide", "left", "right"]
+window = { tumbling = "1m" }
+aggregations = { n = "count" }
+[sinks.out]
+type = "null"
+inputs = ["w"]
+"#;
+        let loaded = crate::config::parse_pipeline(std::path::Path::new("p.toml"), text, |_| None)
+            .expect("parses");
+        let names: Arc<[String]> = loaded.config.sources.keys().cloned().collect();
+        let order = source_order(&loaded.config, "w", &names);
+        assert_eq!(&*order.names, ["a", "b", "c"]);
+        assert_eq!(
+            order.ordered,
+            [true, false, false],
+            "b: parallel; c: two paths"
+        );
+        assert!(loaded.config.feeds("c", "w") && !loaded.config.feeds("w", "left"));
+    }
+}
