@@ -82,6 +82,18 @@ aggregations = {{ n = "count", total = {{ sum = "amount" }}, mean = {{ avg = "am
 type = "file"
 path = "{output}.jsonl"
 inputs = ["win"]
+[stages.roll]
+type = "window"
+inputs = ["win"]
+group_by = ["k"]
+window = {{ tumbling = "5m" }}
+time_field = "window_start"
+late = "drop"
+aggregations = {{ results = "count", events = {{ sum = "n" }} }}
+[sinks.rolled]
+type = "file"
+path = "{output}-rolled.jsonl"
+inputs = ["roll"]
 [sinks.dead]
 type = "file"
 path = "{output}-late.jsonl"
@@ -195,6 +207,10 @@ fn kill_9_three_times_changes_no_window_result() {
         assert_eq!(killed.get(window), Some(result), "window {window:?}");
     }
     assert_eq!(late_ids(&ws, "killed-late.jsonl"), reference_late);
+    // A window stage reading another's results: its results do not change either.
+    let rolled = final_results(&ws, "reference-rolled.jsonl");
+    assert!(rolled.len() > 10_000, "{} rolled windows", rolled.len());
+    assert_eq!(final_results(&ws, "killed-rolled.jsonl"), rolled);
 }
 
 #[test]

@@ -230,7 +230,19 @@ pub async fn start(
     } else {
         None
     };
-    let source_names: Arc<[String]> = config.sources.keys().cloned().collect();
+    // Origins name sources, then window stages (whose results carry origins of their own).
+    let source_names: Arc<[String]> = config
+        .sources
+        .keys()
+        .chain(
+            config
+                .stages
+                .iter()
+                .filter(|(_, s)| matches!(s, StageConfig::Window(_)))
+                .map(|(n, _)| n),
+        )
+        .cloned()
+        .collect();
     for (name, stage) in &config.stages {
         let Some(input) = stage_inputs.remove(name.as_str()) else {
             continue;
@@ -409,7 +421,9 @@ fn source_order(config: &PipelineConfig, stage: &str, names: &Arc<[String]>) -> 
         }
         for input in stage.inputs() {
             let producer = input.split_once('.').map_or(input.as_str(), |(p, _)| p);
-            if config.sources.contains_key(producer) {
+            let window = matches!(config.stages.get(producer), Some(StageConfig::Window(_)));
+            if config.sources.contains_key(producer) || window {
+                // A window stage's results carry its own positions, not its sources'.
                 let entry = found.entry(producer.to_owned()).or_insert((0, true));
                 entry.0 += 1;
                 entry.1 &= sequential;
@@ -543,7 +557,7 @@ impl Build<'_> {
             let operator = WindowOperator::new(
                 self.name,
                 w,
-                n,
+                (worker, n),
                 &order,
                 late_dropped.clone(),
                 custom,

@@ -25,7 +25,7 @@ use crate::expr::Condition;
 use crate::operators::{Operator, Processed, Stateful};
 
 /// Format of [`StageSnapshot`]; bumped when it changes shape.
-const SNAPSHOT_VERSION: u32 = 2;
+const SNAPSHOT_VERSION: u32 = 3;
 
 /// The watermark input of events that carry no source position.
 const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
@@ -44,6 +44,8 @@ struct StageSnapshot {
     positions: Vec<(String, u32, u64)>,
     /// (source, partition, latest event time), for the watermark.
     clocks: Vec<(String, u32, i64)>,
+    /// Results emitted so far: the position of the next, in their own origin.
+    emitted: u64,
 }
 
 /// The pipeline's sources as a window stage sees them.
@@ -115,6 +117,11 @@ pub struct WindowOperator {
     results: Vec<WindowResult>,
     /// Events passed over because the restored state already holds them.
     replayed: u64,
+    /// The origin of this worker's results: (index among origins, worker), and how many
+    /// it has emitted. A window stage reading them passes over, after a restart, those it
+    /// holds, as it does with a source's events.
+    results_origin: Option<(u16, u32)>,
+    emitted: u64,
 }
 
 impl WindowOperator {
@@ -126,7 +133,7 @@ impl WindowOperator {
     pub fn new(
         stage: &str,
         config: &WindowStageConfig,
-        workers: usize,
+        (worker, workers): (usize, usize),
         sources: &SourceOrder,
         late_dropped: Counter,
         custom: Option<Box<dyn CustomAggregations>>,
@@ -167,6 +174,12 @@ impl WindowOperator {
             key: Vec::new(),
             results: Vec::new(),
             replayed: 0,
+            results_origin: sources
+                .names
+                .iter()
+                .position(|n| n == stage)
+                .map(|i| (i as u16, worker as u32)),
+            emitted: 0,
         };
         if let Some(bytes) = snapshot {
             operator.restore(bytes)?;
@@ -197,6 +210,7 @@ impl WindowOperator {
             ));
         }
         self.engine.restore(&snapshot.engine)?;
+        self.emitted = snapshot.emitted;
         let now = Instant::now();
         for (source, partition, offset) in snapshot.positions {
             if let Some(id) = self.source_id(&source) {
@@ -298,13 +312,22 @@ impl WindowOperator {
     fn emit_results(&mut self, out: &mut Processed) {
         for result in self.results.drain(..) {
             let payload = encode_result(&self.group_by, self.engine.aggs(), &result);
+            let origin = self.results_origin.map(|(source, partition)| Origin {
+                source,
+                partition,
+                offset: self.emitted,
+            });
+            self.emitted += 1;
             if let Some(having) = &self.having
                 && !having.holds(&payload)
             {
                 out.dropped += 1;
                 continue;
             }
-            out.ports[0].push(Event::new(payload, result.end.saturating_sub(1)));
+            out.ports[0].push(Event {
+                origin,
+                ..Event::new(payload, result.end.saturating_sub(1))
+            });
         }
     }
 }
@@ -452,6 +475,7 @@ impl Stateful for WindowOperator {
                     }
                 })
                 .collect(),
+            emitted: self.emitted,
         };
         postcard::to_allocvec(&snapshot).expect("window stage state serializes")
     }
@@ -484,7 +508,7 @@ mod tests {
         WindowOperator::new(
             "w",
             &config(aggregations),
-            1,
+            (0, 1),
             &sources(ordered),
             Counter::default(),
             None,
@@ -555,13 +579,54 @@ mod tests {
     }
 
     #[test]
+    fn results_carry_positions_of_their_own_that_a_restart_goes_on_from() {
+        let order = SourceOrder {
+            names: Arc::from(vec!["in".to_owned(), "w".to_owned()]),
+            ordered: vec![true, true],
+        };
+        let start = |snapshot: Option<&[u8]>| {
+            WindowOperator::new(
+                "w",
+                &config(r#"{ n = "count" }"#),
+                (1, 2),
+                &order,
+                Counter::default(),
+                None,
+                snapshot,
+            )
+            .expect("starts")
+        };
+        let mut first = start(None);
+        let mut out = Processed::default();
+        out.reset(2);
+        first.process(
+            vec![event(1, 100), event(2, 1_100), event(3, 2_100)],
+            &mut out,
+        );
+        let origins: Vec<_> = out.ports[0].iter().map(|e| e.origin).collect();
+        let at = |offset| {
+            Some(Origin {
+                source: 1,
+                partition: 1,
+                offset,
+            })
+        };
+        assert_eq!(origins, [at(0), at(1)]);
+        let snapshot = first.snapshot();
+        let mut again = start(Some(&snapshot));
+        let out = run(&mut again, vec![event(4, 3_100)]);
+        let origins: Vec<_> = out.ports[0].iter().map(|e| e.origin).collect();
+        assert_eq!(origins, [at(2), at(3)], "numbered on from the checkpoint");
+    }
+
+    #[test]
     fn a_checkpoint_of_other_aggregations_is_refused_with_both_named() {
         let mut first = operator(r#"{ n = "count" }"#, true, None);
         let snapshot = first.snapshot();
         let error = WindowOperator::new(
             "w",
             &config(r#"{ n = { sum = "t" } }"#),
-            1,
+            (0, 1),
             &sources(true),
             Counter::default(),
             None,
