@@ -391,6 +391,12 @@ fn check_window(w: &WindowStageConfig, key: &dyn Fn(&str) -> String, problem: &m
             "must be more than zero, e.g. \"10s\"".into(),
         );
     }
+    if w.processing_time && w.time_field.is_some() {
+        problem(
+            key("processing_time"),
+            "windows on processing time take no time_field: remove one of the two".into(),
+        );
+    }
     if w.early_count == Some(0) {
         problem(key("early_count"), "must be at least 1".into());
     }

@@ -299,6 +299,10 @@ pub struct WindowStageConfig {
     /// A payload field holding the event time (ms since the epoch); else the event's time.
     #[serde(default)]
     pub time_field: Option<String>,
+    /// Windows on processing time: each event is timed by the clock when the stage takes
+    /// it, and nothing is ever late.
+    #[serde(default)]
+    pub processing_time: bool,
     /// How far behind the latest event time an event may come and still be on time.
     #[serde(default = "zero")]
     pub out_of_orderness: Duration,

@@ -97,6 +97,7 @@ pub struct WindowOperator {
     engine: WindowEngine,
     group_by: Vec<String>,
     time_field: Option<String>,
+    processing_time: bool,
     late: LatePolicy,
     having: Option<Condition>,
     watermarks: WatermarkTracker<(u16, u32)>,
@@ -159,6 +160,7 @@ impl WindowOperator {
             engine,
             group_by: config.group_by.clone(),
             time_field: config.time_field.clone(),
+            processing_time: config.processing_time,
             late: config.late,
             having,
             watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
@@ -260,6 +262,9 @@ impl WindowOperator {
     }
 
     fn event_time(&self, event: &Event) -> Result<i64, String> {
+        if self.processing_time {
+            return Ok(crate::event::now_ms());
+        }
         let Some(field) = &self.time_field else {
             return Ok(event.time);
         };
@@ -422,7 +427,12 @@ impl Operator for WindowOperator {
 impl Stateful for WindowOperator {
     fn tick(&mut self, out: &mut Processed) {
         let now = Instant::now();
-        let watermark = self.watermarks.watermark(now);
+        let watermark = if self.processing_time {
+            // The clock is the event time: windows that ended before now are complete.
+            crate::event::now_ms().saturating_sub(1)
+        } else {
+            self.watermarks.watermark(now)
+        };
         if watermark > self.engine.watermark() {
             self.engine.advance(watermark, &mut self.results);
         }
@@ -617,6 +627,38 @@ mod tests {
         let out = run(&mut again, vec![event(4, 3_100)]);
         let origins: Vec<_> = out.ports[0].iter().map(|e| e.origin).collect();
         assert_eq!(origins, [at(2), at(3)], "numbered on from the checkpoint");
+    }
+
+    #[test]
+    fn on_processing_time_windows_close_as_the_clock_passes_their_end() {
+        let config: WindowStageConfig = toml::from_str(
+            "inputs = [\"in\"]\ngroup_by = [\"k\"]\nwindow = { tumbling = \"100ms\" }\nprocessing_time = true\naggregations = { n = \"count\" }",
+        )
+        .expect("config");
+        let mut op = WindowOperator::new(
+            "w",
+            &config,
+            (0, 1),
+            &sources(true),
+            Counter::default(),
+            None,
+            None,
+        )
+        .expect("starts");
+        let mut out = Processed::default();
+        out.reset(2);
+        // Their own times (and their positions) do not matter: the clock does.
+        op.process(vec![event(1, 5), event(2, 5), event(3, 5)], &mut out);
+        assert!(out.ports[0].is_empty());
+        std::thread::sleep(Duration::from_millis(250));
+        op.tick(&mut out);
+        assert_eq!(count(&out).iter().sum::<u64>(), 3, "{:?}", count(&out));
+        let now = crate::event::now_ms();
+        assert!(
+            out.ports[0]
+                .iter()
+                .all(|e| e.time < now && e.time > now - 1_000)
+        );
     }
 
     #[test]
