@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: builds the example plugins and the binary, then runs the pipeline of
-# examples/quickstart.toml (generator -> wasm threshold -> wasm enrich -> stdout and a file)
+# examples/quickstart.toml (generator -> wasm threshold -> wasm enrich -> stdout and a file, and
+# per-user windows with built-in and plugin aggregations)
 # for about 15 seconds, with metrics and the pipeline's state served on localhost.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -798,3 +798,21 @@ fn plugin_defaults_beside_the_wasm_fill_what_the_stage_leaves_out() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_quickstart_pipeline_is_valid() {
+    let ws = Workspace::new();
+    let quickstart =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.toml");
+    let out = ws
+        .command(&["validate", &quickstart.display().to_string()])
+        .env("WEIR_PLUGIN_DIR", weir_e2e::plugin_dir())
+        .output()
+        .expect("weir runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
