@@ -24,6 +24,7 @@ mod kafka;
 mod load;
 mod model;
 mod nats;
+mod pattern;
 mod validate;
 mod window;
 
@@ -37,6 +38,7 @@ pub use nats::{
     DeliverFrom, FetchSettings, JetStreamSinkConfig, JetStreamSourceConfig, NatsAuth,
     NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
 };
+pub use pattern::{PatternMatcher, PatternStageConfig, StateUpgradeName};
 pub use validate::{LATE_PORT, MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
 pub use window::{
     Aggregations, EmitMode, LatePolicy, PluginAggConfig, StateUpgrade, WindowShape,

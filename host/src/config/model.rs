@@ -336,6 +336,8 @@ pub enum StageConfig {
     Route(RouteStageConfig),
     /// Keyed windows with named aggregations, on event time.
     Window(super::WindowStageConfig),
+    /// A `pattern` plugin over a keyed stream in event-time order.
+    Pattern(super::PatternStageConfig),
 }
 
 impl StageConfig {
@@ -346,6 +348,7 @@ impl StageConfig {
             Self::Filter(c) => &c.inputs,
             Self::Route(c) => &c.inputs,
             Self::Window(c) => &c.inputs,
+            Self::Pattern(c) => &c.inputs,
         }
     }
 
@@ -356,6 +359,7 @@ impl StageConfig {
             Self::Filter(c) => c.parallelism,
             Self::Route(_) => 1,
             Self::Window(c) => c.parallelism,
+            Self::Pattern(c) => c.parallelism,
         }
     }
 
@@ -364,7 +368,7 @@ impl StageConfig {
         match self {
             Self::Handler(c) => c.dedup.as_ref(),
             Self::Filter(c) => c.dedup.as_ref(),
-            Self::Route(_) | Self::Window(_) => None,
+            Self::Route(_) | Self::Window(_) | Self::Pattern(_) => None,
         }
     }
 }

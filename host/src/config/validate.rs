@@ -140,6 +140,12 @@ fn outputs(c: &PipelineConfig) -> BTreeSet<String> {
                     names.insert(format!("{name}.{LATE_PORT}"));
                 }
             }
+            StageConfig::Pattern(p) => {
+                names.insert(name.clone());
+                if p.late == LatePolicy::Output {
+                    names.insert(format!("{name}.{LATE_PORT}"));
+                }
+            }
             _ => {
                 names.insert(name.clone());
             }
@@ -292,6 +298,22 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
             StageConfig::Filter(f) => {
                 if let Err(e) = Condition::parse(&f.condition) {
                     problem(key("condition"), format!("{:?}: {e}", f.condition));
+                }
+            }
+            StageConfig::Pattern(p) => {
+                match plugins.kind(&p.pattern.plugin) {
+                    Ok(PluginKind::Pattern) => {}
+                    Ok(other) => problem(
+                        key("pattern.plugin"),
+                        format!(
+                            "plugin {:?} is of the {other} world, not pattern",
+                            p.pattern.plugin
+                        ),
+                    ),
+                    Err(message) => problem(key("pattern.plugin"), message),
+                }
+                if p.max_keys == 0 {
+                    problem(key("max_keys"), "must be at least 1".into());
                 }
             }
             StageConfig::Window(w) => {

@@ -4,6 +4,7 @@
 mod breaker;
 mod filter;
 mod handler;
+pub mod pattern;
 mod route;
 pub mod window;
 

@@ -28,6 +28,7 @@ use crate::delivery::CheckpointStore;
 use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
+use crate::operators::pattern::{PatternOperator, PluginMatcher};
 use crate::operators::window::{
     CustomAggregations, PluginAggregation, PluginAggregations, Scalar, SourceOrder, worker_of,
 };
@@ -219,7 +220,7 @@ pub async fn start(
     let stateful = config
         .stages
         .values()
-        .any(|s| matches!(s, StageConfig::Window(_)));
+        .any(|s| matches!(s, StageConfig::Window(_) | StageConfig::Pattern(_)));
     let store = if stateful {
         let path = config.state.dir.join("checkpoints.redb");
         let store = tokio::task::spawn_blocking(move || crate::state::CheckpointStore::open(&path))
@@ -357,6 +358,18 @@ pub async fn start(
 pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>> {
     let mut users: HashMap<String, Vec<PluginUser>> = HashMap::new();
     for (name, stage) in &config.stages {
+        if let StageConfig::Pattern(p) = stage {
+            users
+                .entry(p.pattern.plugin.clone())
+                .or_default()
+                .push(PluginUser {
+                    stage: name.clone(),
+                    kind: PluginKind::Pattern,
+                    config: serde_json::to_string(&p.pattern.config)
+                        .unwrap_or_else(|_| "{}".into()),
+                    limits: plugin_limits(config),
+                });
+        }
         if let StageConfig::Window(w) = stage {
             for custom in &w.aggregations.1 {
                 users
@@ -446,10 +459,11 @@ fn source_order(config: &PipelineConfig, stage: &str, names: &Arc<[String]>) -> 
 
 /// Routes a window stage's events to workers by their `group_by` values.
 fn partitioner(stage: &StageConfig) -> Option<Partitioner> {
-    let StageConfig::Window(w) = stage else {
-        return None;
+    let fields = match stage {
+        StageConfig::Window(w) => w.group_by.clone(),
+        StageConfig::Pattern(p) => p.group_by.clone(),
+        _ => return None,
     };
-    let fields = w.group_by.clone();
     Some(Arc::new(move |event: &Event, workers: usize| {
         let key: Vec<Scalar> = fields
             .iter()
@@ -482,10 +496,79 @@ impl Build<'_> {
             shutdown,
             ..
         } = *self;
-        if let StageConfig::Window(w) = stage {
-            return self.window_operators(w).await;
+        match stage {
+            StageConfig::Window(w) => return self.window_operators(w).await,
+            StageConfig::Pattern(p) => return self.pattern_operators(p).await,
+            _ => {}
         }
         operators(name, stage, config, plugins, metrics, shutdown).await
+    }
+
+    /// The state each worker checkpointed, refusing a checkpoint of more workers.
+    fn saved_states(&self, n: usize) -> Result<Vec<Option<Vec<u8>>>, BuildError> {
+        let error = |reason: String| BuildError::Stage {
+            stage: self.name.to_owned(),
+            reason,
+        };
+        let saved = |worker: usize| -> Result<Option<Vec<u8>>, BuildError> {
+            match self.store {
+                Some(store) => store.get(&format!("{}/{worker}", self.name)).map_err(error),
+                None => Ok(None),
+            }
+        };
+        if saved(n)?.is_some() {
+            return Err(error(format!(
+                "its checkpoint was written by more than {n} workers: set parallelism back, or remove the state directory to start over"
+            )));
+        }
+        (0..n).map(saved).collect()
+    }
+
+    async fn pattern_operators(
+        &self,
+        p: &crate::config::PatternStageConfig,
+    ) -> Result<Vec<Box<dyn Operator>>, BuildError> {
+        let error = |reason: String| BuildError::Stage {
+            stage: self.name.to_owned(),
+            reason,
+        };
+        let n = p.parallelism.max(1);
+        let late_dropped = self.metrics.component(self.name).late_dropped;
+        let order = source_order(self.config, self.name, self.sources);
+        let slot = self
+            .plugins
+            .slot(&p.pattern.plugin)
+            .cloned()
+            .ok_or_else(|| error(format!("plugin {:?} is not loaded", p.pattern.plugin)))?;
+        let config = serde_json::to_string(&p.pattern.config).map_err(|e| error(e.to_string()))?;
+        let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
+        for (worker, snapshot) in self.saved_states(n)?.into_iter().enumerate() {
+            let (stage, slot, config) = (self.name.to_owned(), Arc::clone(&slot), config.clone());
+            let limits = plugin_limits(self.config);
+            let upgrade = p.pattern.state_upgrade.into();
+            // `init` runs plugin code: off the runtime threads.
+            let matcher = tokio::task::spawn_blocking(move || {
+                PluginMatcher::new(&stage, slot, limits, config, upgrade)
+            })
+            .await
+            .map_err(|e| error(e.to_string()))?
+            .map_err(|e| error(e.to_string()))?;
+            let operator = PatternOperator::new(
+                self.name,
+                p,
+                n,
+                &order,
+                late_dropped.clone(),
+                matcher,
+                snapshot.as_deref(),
+            )
+            .map_err(|e| error(format!("worker {worker}: {e}")))?;
+            if snapshot.is_some() {
+                tracing::info!(stage = %self.name, worker, "pattern state restored from its checkpoint");
+            }
+            workers.push(Box::new(operator));
+        }
+        Ok(workers)
     }
 
     /// Instances of the stage's plugin aggregations, for one worker.
@@ -532,17 +615,7 @@ impl Build<'_> {
             reason,
         };
         let n = w.parallelism.max(1);
-        let saved = |worker: usize| -> Result<Option<Vec<u8>>, BuildError> {
-            match self.store {
-                Some(store) => store.get(&format!("{}/{worker}", self.name)).map_err(error),
-                None => Ok(None),
-            }
-        };
-        if saved(n)?.is_some() {
-            return Err(error(format!(
-                "its checkpoint was written by more than {n} workers: set parallelism back, or remove the state directory to start over"
-            )));
-        }
+        let saved = self.saved_states(n)?;
         let late_dropped = self.metrics.component(self.name).late_dropped;
         let order = source_order(self.config, self.name, self.sources);
         for (source, ordered) in order.names.iter().zip(&order.ordered) {
@@ -551,8 +624,7 @@ impl Build<'_> {
             }
         }
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
-        for worker in 0..n {
-            let snapshot = saved(worker)?;
+        for (worker, snapshot) in saved.into_iter().enumerate() {
             let custom = self.plugin_aggregations(w).await?;
             let operator = WindowOperator::new(
                 self.name,
@@ -635,8 +707,8 @@ async fn operators(
             }
             workers.push(Box::new(RouteOperator::new(routes)));
         }
-        StageConfig::Window(_) => {
-            unreachable!("window stages are built by Build::window_operators")
+        StageConfig::Window(_) | StageConfig::Pattern(_) => {
+            unreachable!("stateful stages are built by Build")
         }
     }
     Ok(workers)
@@ -660,6 +732,7 @@ fn stage_kind(config: &StageConfig) -> &'static str {
         StageConfig::Filter(_) => "filter",
         StageConfig::Route(_) => "route",
         StageConfig::Window(_) => "window",
+        StageConfig::Pattern(_) => "pattern",
     }
 }
 

@@ -1,0 +1,603 @@
+//! The pattern stage: holds each key's matcher state and timer, buffers events until the
+//! watermark passes them, and feeds them to the plugin in event-time order, firing each
+//! key's timer when event time reaches it.
+//!
+//! Its checkpoint holds the states, timers, buffered events and the source positions they
+//! reflect, like the window stage's, so a restart passes over what it holds already.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use serde::{Deserialize, Serialize};
+
+use super::matcher::PluginMatcher;
+use crate::config::{LatePolicy, PatternStageConfig};
+use crate::delivery::{DeadLetterReason, dead_letter_event};
+use crate::event::{Event, Origin};
+use crate::operators::window::{GroupKey, Scalar, SourceOrder, WatermarkTracker};
+use crate::operators::{Operator, Processed, Stateful};
+use crate::plugins::{Progress, StateContext};
+
+const SNAPSHOT_VERSION: u32 = 1;
+const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
+
+struct KeyState {
+    key: GroupKey,
+    state: Vec<u8>,
+    timer: Option<i64>,
+    /// Its events waiting in the buffer.
+    buffered: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Held {
+    payload: Vec<u8>,
+    key: Option<Vec<u8>>,
+    time: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PatternSnapshot {
+    version: u32,
+    workers: u32,
+    plugin: String,
+    watermark: i64,
+    arrivals: u64,
+    keys: Vec<(GroupKey, Vec<u8>, Option<i64>)>,
+    /// Events waiting for the watermark: (time, arrival, key, event).
+    buffered: Vec<(i64, u64, GroupKey, Held)>,
+    positions: Vec<(String, u32, u64)>,
+    clocks: Vec<(String, u32, i64)>,
+}
+
+/// One worker of a pattern stage.
+pub struct PatternOperator {
+    stage: String,
+    plugin: String,
+    matcher: PluginMatcher,
+    group_by: Vec<String>,
+    time_field: Option<String>,
+    late: LatePolicy,
+    max_keys: usize,
+    ids: HashMap<GroupKey, usize, foldhash::fast::RandomState>,
+    keys: Vec<KeyState>,
+    free: Vec<usize>,
+    timers: BTreeSet<(i64, usize)>,
+    buffer: BTreeMap<(i64, u64), (usize, Event)>,
+    arrivals: u64,
+    watermarks: WatermarkTracker<(u16, u32)>,
+    watermark: i64,
+    restored: HashMap<(u16, u32), u64>,
+    folded: HashMap<(u16, u32), u64>,
+    order: SourceOrder,
+    workers: usize,
+    late_dropped: Counter,
+    key: GroupKey,
+}
+
+impl PatternOperator {
+    /// A worker of stage `stage`, one of `workers`, with its `matcher`; `snapshot` is the
+    /// worker's last checkpoint, if there is one.
+    ///
+    /// # Errors
+    /// A checkpoint that does not fit this stage.
+    pub fn new(
+        stage: &str,
+        config: &PatternStageConfig,
+        workers: usize,
+        order: &SourceOrder,
+        late_dropped: Counter,
+        matcher: PluginMatcher,
+        snapshot: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        let mut operator = Self {
+            stage: stage.to_owned(),
+            plugin: config.pattern.plugin.clone(),
+            matcher,
+            group_by: config.group_by.clone(),
+            time_field: config.time_field.clone(),
+            late: config.late,
+            max_keys: config.max_keys,
+            ids: HashMap::default(),
+            keys: Vec::new(),
+            free: Vec::new(),
+            timers: BTreeSet::new(),
+            buffer: BTreeMap::new(),
+            arrivals: 0,
+            watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
+            watermark: i64::MIN,
+            restored: HashMap::new(),
+            folded: HashMap::new(),
+            order: order.clone(),
+            workers,
+            late_dropped,
+            key: Vec::new(),
+        };
+        if let Some(bytes) = snapshot {
+            operator.restore(bytes)?;
+        }
+        Ok(operator)
+    }
+
+    fn source_id(&self, name: &str) -> Option<u16> {
+        self.order
+            .names
+            .iter()
+            .position(|s| s == name)
+            .map(|i| i as u16)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let snapshot: PatternSnapshot =
+            postcard::from_bytes(bytes).map_err(|e| format!("checkpoint unreadable: {e}"))?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "checkpoint is of format {}, this version reads {SNAPSHOT_VERSION}",
+                snapshot.version
+            ));
+        }
+        if snapshot.workers as usize != self.workers {
+            return Err(format!(
+                "checkpoint was written by {} workers and the stage now has {}: set parallelism = {} again, or remove the state directory to start over",
+                snapshot.workers, self.workers, snapshot.workers
+            ));
+        }
+        if snapshot.plugin != self.plugin {
+            return Err(format!(
+                "checkpoint holds the state of plugin {:?}, the stage now runs {:?}",
+                snapshot.plugin, self.plugin
+            ));
+        }
+        self.watermark = snapshot.watermark;
+        self.arrivals = snapshot.arrivals;
+        for (key, state, timer) in snapshot.keys {
+            let id = self.id(&key);
+            self.keys[id].state = state;
+            self.set_timer(id, timer);
+        }
+        for (time, arrival, key, held) in snapshot.buffered {
+            let id = self.id(&key);
+            let event = Event {
+                key: held.key.map(Bytes::from),
+                ..Event::new(held.payload, held.time)
+            };
+            self.keys[id].buffered += 1;
+            self.buffer.insert((time, arrival), (id, event));
+        }
+        let now = Instant::now();
+        for (source, partition, offset) in snapshot.positions {
+            if let Some(id) = self.source_id(&source) {
+                self.restored.insert((id, partition), offset);
+                self.folded.insert((id, partition), offset);
+            }
+        }
+        for (source, partition, latest) in snapshot.clocks {
+            let input = if source.is_empty() {
+                Some(NO_ORIGIN)
+            } else {
+                self.source_id(&source).map(|id| (id, partition))
+            };
+            if let Some(input) = input {
+                self.watermarks.restore(input, latest, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn id(&mut self, key: &[Scalar]) -> usize {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let state = KeyState {
+            key: key.to_vec(),
+            state: Vec::new(),
+            timer: None,
+            buffered: 0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.keys[id] = state;
+                id
+            }
+            None => {
+                self.keys.push(state);
+                self.keys.len() - 1
+            }
+        };
+        self.ids.insert(key.to_vec(), id);
+        id
+    }
+
+    fn set_timer(&mut self, id: usize, timer: Option<i64>) {
+        if let Some(old) = self.keys[id].timer.take() {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(at) = timer {
+            self.timers.insert((at, id));
+        }
+        self.keys[id].timer = timer;
+    }
+
+    /// Frees a key whose state is empty again and that waits for nothing.
+    fn maybe_release(&mut self, id: usize) {
+        let key = &self.keys[id];
+        let idle = key.timer.is_none()
+            && key.buffered == 0
+            && (key.state.is_empty() || key.state == self.matcher.empty());
+        if idle {
+            let key = std::mem::take(&mut self.keys[id].key);
+            self.ids.remove(&key);
+            self.free.push(id);
+        }
+    }
+
+    /// Whether the state already holds this event (as in the window stage).
+    fn already_folded(&mut self, origin: Option<Origin>) -> bool {
+        let Some(o) = origin.filter(|o| self.order.ordered.get(o.source as usize) == Some(&true))
+        else {
+            return false;
+        };
+        let at = (o.source, o.partition);
+        if self.restored.get(&at).is_some_and(|&done| o.offset <= done) {
+            return true;
+        }
+        let folded = self.folded.entry(at).or_insert(o.offset);
+        if o.offset < *folded {
+            return true;
+        }
+        *folded = o.offset;
+        false
+    }
+
+    fn event_time(&self, event: &Event) -> Result<i64, String> {
+        let Some(field) = &self.time_field else {
+            return Ok(event.time);
+        };
+        match Scalar::lookup(&event.payload, field) {
+            Scalar::Int(t) => Ok(t),
+            Scalar::Float(t) if t.is_finite() => Ok(t as i64),
+            Scalar::Nil => Err(format!("time field {field:?} is missing")),
+            other => Err(format!(
+                "time field {field:?} is {other:?}, not a number of ms since the epoch"
+            )),
+        }
+    }
+
+    fn refuse(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
+        match self.late {
+            LatePolicy::Drop => {
+                self.late_dropped.inc();
+            }
+            LatePolicy::Output => out.ports[1].push(event),
+            LatePolicy::DeadLetter => out.dead.push((
+                reason,
+                dead_letter_event(event, &self.stage, None, reason, why),
+            )),
+        }
+    }
+
+    fn dead(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
+        let why = format!("stage {}: {why}", self.stage);
+        out.dead.push((
+            reason,
+            dead_letter_event(event, &self.stage, Some(self.matcher.label()), reason, &why),
+        ));
+    }
+
+    /// Feeds the matcher everything event time has reached: events in time order, each
+    /// key's timer when time reaches it (before that key's events at the same time).
+    fn release(&mut self, out: &mut Processed) {
+        loop {
+            let watermark = self.watermark;
+            let next_event = self
+                .buffer
+                .first_key_value()
+                .map(|((t, _), _)| *t)
+                .filter(|&t| t <= watermark);
+            let next_timer = self
+                .timers
+                .first()
+                .map(|&(t, _)| t)
+                .filter(|&t| t <= watermark);
+            match (next_event, next_timer) {
+                (None, None) => return,
+                (Some(event), Some(timer)) if timer <= event => self.fire(timer, out),
+                (None, Some(timer)) => self.fire(timer, out),
+                (Some(_), timer) => self.feed(timer.map_or(watermark, |t| t - 1), out),
+            }
+        }
+    }
+
+    /// Fires the timers due at `now`.
+    fn fire(&mut self, now: i64, out: &mut Processed) {
+        let mut ids = Vec::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at != now {
+                break;
+            }
+            self.timers.remove(&(at, id));
+            self.keys[id].timer = None;
+            ids.push(id);
+        }
+        let mut states: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|&id| std::mem::take(&mut self.keys[id].state))
+            .collect();
+        let keys = vec![None; ids.len()];
+        let times = vec![now; ids.len()];
+        let context = StateContext {
+            keys: &keys,
+            times: &times,
+        };
+        match self.matcher.on_timer(&mut states, &context, now) {
+            Ok(progress) => self.apply(&ids, progress, &[], out),
+            Err(error) => {
+                tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state");
+                for (&id, state) in ids.iter().zip(states) {
+                    self.keys[id].state = state;
+                }
+            }
+        }
+    }
+
+    /// Feeds the buffered events up to `until` (inclusive), in time order, in one call.
+    fn feed(&mut self, until: i64, out: &mut Processed) {
+        let mut events = Vec::new();
+        let mut owners = Vec::new();
+        while let Some(entry) = self.buffer.first_entry() {
+            if entry.key().0 > until {
+                break;
+            }
+            let (id, event) = entry.remove();
+            self.keys[id].buffered -= 1;
+            owners.push(id);
+            events.push(event);
+        }
+        let mut ids: Vec<usize> = Vec::new();
+        let mut slot_of: HashMap<usize, u32> = HashMap::new();
+        let targets: Vec<u32> = owners
+            .iter()
+            .map(|&id| {
+                *slot_of.entry(id).or_insert_with(|| {
+                    ids.push(id);
+                    (ids.len() - 1) as u32
+                })
+            })
+            .collect();
+        let mut states: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|&id| std::mem::take(&mut self.keys[id].state))
+            .collect();
+        let keys = vec![None; ids.len()];
+        let mut times = vec![i64::MIN; ids.len()];
+        for (event, &target) in events.iter().zip(&targets) {
+            times[target as usize] = times[target as usize].max(event.time);
+        }
+        let context = StateContext {
+            keys: &keys,
+            times: &times,
+        };
+        match self
+            .matcher
+            .process(&mut states, &context, &events, &targets)
+        {
+            Ok(progress) => self.apply(&ids, progress, &events, out),
+            Err(error) => {
+                tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
+                for (&id, state) in ids.iter().zip(states) {
+                    self.keys[id].state = state;
+                }
+                let reason = if error.fault().is_some() {
+                    DeadLetterReason::PluginFault
+                } else {
+                    DeadLetterReason::PluginError
+                };
+                for event in events {
+                    self.dead(event, reason, &error.to_string(), out);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, ids: &[usize], progress: Progress, events: &[Event], out: &mut Processed) {
+        let Progress {
+            states,
+            timers,
+            matches,
+            failures,
+        } = progress;
+        for ((&id, state), timer) in ids.iter().zip(states).zip(timers) {
+            self.keys[id].state = state;
+            self.set_timer(id, timer);
+        }
+        for m in matches {
+            let Some(&id) = ids.get(m.state) else {
+                continue;
+            };
+            let mut event = m.event;
+            event.payload = with_key(&self.group_by, &self.keys[id].key, &event.payload);
+            out.ports[0].push(event);
+        }
+        for failure in failures {
+            if let Some(event) = events.get(failure.index) {
+                let mut event = event.clone();
+                event.redelivery = None;
+                self.dead(
+                    event,
+                    DeadLetterReason::PluginError,
+                    &failure.error.to_string(),
+                    out,
+                );
+            }
+        }
+        for &id in ids {
+            self.maybe_release(id);
+        }
+    }
+}
+
+/// A match's payload with the key's `group_by` fields in front, when it is a map that does
+/// not name them already.
+fn with_key(group_by: &[String], key: &[Scalar], payload: &[u8]) -> Bytes {
+    let Ok(rmpv::Value::Map(entries)) = rmpv::decode::read_value(&mut &payload[..]) else {
+        return Bytes::copy_from_slice(payload);
+    };
+    let mut all: Vec<(rmpv::Value, rmpv::Value)> = group_by
+        .iter()
+        .zip(key)
+        .filter(|(field, _)| {
+            !entries
+                .iter()
+                .any(|(k, _)| k.as_str() == Some(field.as_str()))
+        })
+        .map(|(field, value)| (rmpv::Value::from(field.as_str()), value.to_rmpv()))
+        .collect();
+    all.extend(entries);
+    let mut buf = Vec::with_capacity(payload.len() + 16);
+    // Writing to a Vec cannot fail.
+    let _ = rmpv::encode::write_value(&mut buf, &rmpv::Value::Map(all));
+    Bytes::from(buf)
+}
+
+impl Operator for PatternOperator {
+    fn ports(&self) -> Vec<String> {
+        vec![String::new(), crate::config::LATE_PORT.to_owned()]
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
+        let now = Instant::now();
+        for mut event in events {
+            if self.already_folded(event.origin) {
+                continue;
+            }
+            let time = match self.event_time(&event) {
+                Ok(time) => time,
+                Err(why) => {
+                    self.dead(event, DeadLetterReason::Malformed, &why, out);
+                    continue;
+                }
+            };
+            if self.watermark != i64::MIN && time <= self.watermark {
+                let why = format!(
+                    "event time {time} is behind the watermark {}: its place in the sequence has passed",
+                    self.watermark
+                );
+                self.refuse(event, DeadLetterReason::Late, &why, out);
+                continue;
+            }
+            self.key.clear();
+            for field in &self.group_by {
+                self.key.push(Scalar::lookup(&event.payload, field));
+            }
+            if !self.ids.contains_key(&self.key) && self.ids.len() >= self.max_keys {
+                let why = format!(
+                    "pattern state is full: {} keys hold state (max_keys)",
+                    self.max_keys
+                );
+                self.refuse(event, DeadLetterReason::StateFull, &why, out);
+                continue;
+            }
+            let key = std::mem::take(&mut self.key);
+            let id = self.id(&key);
+            self.key = key;
+            let input = event.origin.map_or(NO_ORIGIN, |o| (o.source, o.partition));
+            let watermark = self.watermarks.observe_and_watermark(input, time, now);
+            event.time = time;
+            self.arrivals += 1;
+            self.keys[id].buffered += 1;
+            self.buffer.insert((time, self.arrivals), (id, event));
+            self.watermark = self.watermark.max(watermark);
+        }
+        self.release(out);
+    }
+
+    fn stateful(&mut self) -> Option<&mut dyn Stateful> {
+        Some(self)
+    }
+}
+
+impl Stateful for PatternOperator {
+    fn tick(&mut self, out: &mut Processed) {
+        let watermark = self.watermarks.watermark(Instant::now());
+        if watermark > self.watermark {
+            self.watermark = watermark;
+            self.release(out);
+        }
+    }
+
+    fn end_of_input(&mut self, out: &mut Processed) {
+        // Every buffered event, then every timer: the stream is over.
+        self.watermark = i64::MAX;
+        self.release(out);
+    }
+
+    fn flush(&mut self, _out: &mut Processed) {}
+
+    fn snapshot(&mut self) -> Vec<u8> {
+        let name = |id: u16| {
+            self.order
+                .names
+                .get(id as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let snapshot = PatternSnapshot {
+            version: SNAPSHOT_VERSION,
+            workers: self.workers as u32,
+            plugin: self.plugin.clone(),
+            watermark: self.watermark,
+            arrivals: self.arrivals,
+            keys: self
+                .ids
+                .values()
+                .map(|&id| {
+                    let k = &self.keys[id];
+                    (k.key.clone(), k.state.clone(), k.timer)
+                })
+                .collect(),
+            buffered: self
+                .buffer
+                .iter()
+                .map(|(&(time, arrival), (id, event))| {
+                    (
+                        time,
+                        arrival,
+                        self.keys[*id].key.clone(),
+                        Held {
+                            payload: event.payload.to_vec(),
+                            key: event.key.as_ref().map(|k| k.to_vec()),
+                            time: event.time,
+                        },
+                    )
+                })
+                .collect(),
+            positions: self
+                .folded
+                .iter()
+                .map(|(&(s, p), &offset)| (name(s), p, offset))
+                .collect(),
+            clocks: self
+                .watermarks
+                .clocks()
+                .map(|((s, p), latest)| {
+                    if (s, p) == NO_ORIGIN {
+                        (String::new(), 0, latest)
+                    } else {
+                        (name(s), p, latest)
+                    }
+                })
+                .collect(),
+        };
+        postcard::to_allocvec(&snapshot).expect("pattern stage state serializes")
+    }
+
+    fn tick_every(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(250)
+    }
+}
