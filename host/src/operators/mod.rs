@@ -5,6 +5,7 @@ mod breaker;
 mod filter;
 mod handler;
 pub mod pattern;
+pub mod replay;
 mod route;
 pub mod window;
 

@@ -13,15 +13,15 @@ use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
 use super::matcher::PluginMatcher;
-use crate::config::{LatePolicy, PatternStageConfig};
+use crate::config::PatternStageConfig;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
-use crate::event::{Event, Origin};
-use crate::operators::window::{GroupKey, Scalar, SourceOrder, WatermarkTracker};
+use crate::event::Event;
+use crate::operators::replay::{Refusals, Replay, SavedClocks, SavedPositions, event_time};
+use crate::operators::window::{GroupKey, Scalar, SourceOrder};
 use crate::operators::{Operator, Processed, Stateful};
 use crate::plugins::{Progress, StateContext};
 
 const SNAPSHOT_VERSION: u32 = 1;
-const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
 
 struct KeyState {
     key: GroupKey,
@@ -48,8 +48,8 @@ struct PatternSnapshot {
     keys: Vec<(GroupKey, Vec<u8>, Option<i64>)>,
     /// Events waiting for the watermark: (time, arrival, key, event).
     buffered: Vec<(i64, u64, GroupKey, Held)>,
-    positions: Vec<(String, u32, u64)>,
-    clocks: Vec<(String, u32, i64)>,
+    positions: SavedPositions,
+    clocks: SavedClocks,
 }
 
 /// One worker of a pattern stage.
@@ -59,7 +59,7 @@ pub struct PatternOperator {
     matcher: PluginMatcher,
     group_by: Vec<String>,
     time_field: Option<String>,
-    late: LatePolicy,
+    refusals: Refusals,
     max_keys: usize,
     ids: HashMap<GroupKey, usize, foldhash::fast::RandomState>,
     keys: Vec<KeyState>,
@@ -67,13 +67,9 @@ pub struct PatternOperator {
     timers: BTreeSet<(i64, usize)>,
     buffer: BTreeMap<(i64, u64), (usize, Event)>,
     arrivals: u64,
-    watermarks: WatermarkTracker<(u16, u32)>,
+    replay: Replay,
     watermark: i64,
-    restored: HashMap<(u16, u32), u64>,
-    folded: HashMap<(u16, u32), u64>,
-    order: SourceOrder,
     workers: usize,
-    late_dropped: Counter,
     key: GroupKey,
 }
 
@@ -98,7 +94,11 @@ impl PatternOperator {
             matcher,
             group_by: config.group_by.clone(),
             time_field: config.time_field.clone(),
-            late: config.late,
+            refusals: Refusals {
+                stage: stage.to_owned(),
+                policy: config.late,
+                dropped: late_dropped,
+            },
             max_keys: config.max_keys,
             ids: HashMap::default(),
             keys: Vec::new(),
@@ -106,27 +106,15 @@ impl PatternOperator {
             timers: BTreeSet::new(),
             buffer: BTreeMap::new(),
             arrivals: 0,
-            watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
+            replay: Replay::new(order, config.out_of_orderness.0, config.idle_timeout.0),
             watermark: i64::MIN,
-            restored: HashMap::new(),
-            folded: HashMap::new(),
-            order: order.clone(),
             workers,
-            late_dropped,
             key: Vec::new(),
         };
         if let Some(bytes) = snapshot {
             operator.restore(bytes)?;
         }
         Ok(operator)
-    }
-
-    fn source_id(&self, name: &str) -> Option<u16> {
-        self.order
-            .names
-            .iter()
-            .position(|s| s == name)
-            .map(|i| i as u16)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -166,23 +154,7 @@ impl PatternOperator {
             self.keys[id].buffered += 1;
             self.buffer.insert((time, arrival), (id, event));
         }
-        let now = Instant::now();
-        for (source, partition, offset) in snapshot.positions {
-            if let Some(id) = self.source_id(&source) {
-                self.restored.insert((id, partition), offset);
-                self.folded.insert((id, partition), offset);
-            }
-        }
-        for (source, partition, latest) in snapshot.clocks {
-            let input = if source.is_empty() {
-                Some(NO_ORIGIN)
-            } else {
-                self.source_id(&source).map(|id| (id, partition))
-            };
-            if let Some(input) = input {
-                self.watermarks.restore(input, latest, now);
-            }
-        }
+        self.replay.restore(snapshot.positions, snapshot.clocks);
         Ok(())
     }
 
@@ -230,51 +202,6 @@ impl PatternOperator {
             let key = std::mem::take(&mut self.keys[id].key);
             self.ids.remove(&key);
             self.free.push(id);
-        }
-    }
-
-    /// Whether the state already holds this event (as in the window stage).
-    fn already_folded(&mut self, origin: Option<Origin>) -> bool {
-        let Some(o) = origin.filter(|o| self.order.ordered.get(o.source as usize) == Some(&true))
-        else {
-            return false;
-        };
-        let at = (o.source, o.partition);
-        if self.restored.get(&at).is_some_and(|&done| o.offset <= done) {
-            return true;
-        }
-        let folded = self.folded.entry(at).or_insert(o.offset);
-        if o.offset < *folded {
-            return true;
-        }
-        *folded = o.offset;
-        false
-    }
-
-    fn event_time(&self, event: &Event) -> Result<i64, String> {
-        let Some(field) = &self.time_field else {
-            return Ok(event.time);
-        };
-        match Scalar::lookup(&event.payload, field) {
-            Scalar::Int(t) => Ok(t),
-            Scalar::Float(t) if t.is_finite() => Ok(t as i64),
-            Scalar::Nil => Err(format!("time field {field:?} is missing")),
-            other => Err(format!(
-                "time field {field:?} is {other:?}, not a number of ms since the epoch"
-            )),
-        }
-    }
-
-    fn refuse(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
-        match self.late {
-            LatePolicy::Drop => {
-                self.late_dropped.inc();
-            }
-            LatePolicy::Output => out.ports[1].push(event),
-            LatePolicy::DeadLetter => out.dead.push((
-                reason,
-                dead_letter_event(event, &self.stage, None, reason, why),
-            )),
         }
     }
 
@@ -473,10 +400,10 @@ impl Operator for PatternOperator {
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         let now = Instant::now();
         for mut event in events {
-            if self.already_folded(event.origin) {
+            if self.replay.already_folded(event.origin) {
                 continue;
             }
-            let time = match self.event_time(&event) {
+            let time = match event_time(self.time_field.as_deref(), &event) {
                 Ok(time) => time,
                 Err(why) => {
                     self.dead(event, DeadLetterReason::Malformed, &why, out);
@@ -488,7 +415,8 @@ impl Operator for PatternOperator {
                     "event time {time} is behind the watermark {}: its place in the sequence has passed",
                     self.watermark
                 );
-                self.refuse(event, DeadLetterReason::Late, &why, out);
+                self.refusals
+                    .refuse(event, DeadLetterReason::Late, &why, out);
                 continue;
             }
             self.key.clear();
@@ -500,14 +428,14 @@ impl Operator for PatternOperator {
                     "pattern state is full: {} keys hold state (max_keys)",
                     self.max_keys
                 );
-                self.refuse(event, DeadLetterReason::StateFull, &why, out);
+                self.refusals
+                    .refuse(event, DeadLetterReason::StateFull, &why, out);
                 continue;
             }
             let key = std::mem::take(&mut self.key);
             let id = self.id(&key);
             self.key = key;
-            let input = event.origin.map_or(NO_ORIGIN, |o| (o.source, o.partition));
-            let watermark = self.watermarks.observe_and_watermark(input, time, now);
+            let watermark = self.replay.observe(event.origin, time, now);
             event.time = time;
             self.arrivals += 1;
             self.keys[id].buffered += 1;
@@ -524,7 +452,7 @@ impl Operator for PatternOperator {
 
 impl Stateful for PatternOperator {
     fn tick(&mut self, out: &mut Processed) {
-        let watermark = self.watermarks.watermark(Instant::now());
+        let watermark = self.replay.watermark(Instant::now());
         if watermark > self.watermark {
             self.watermark = watermark;
             self.release(out);
@@ -540,13 +468,7 @@ impl Stateful for PatternOperator {
     fn flush(&mut self, _out: &mut Processed) {}
 
     fn snapshot(&mut self) -> Vec<u8> {
-        let name = |id: u16| {
-            self.order
-                .names
-                .get(id as usize)
-                .cloned()
-                .unwrap_or_default()
-        };
+        let (positions, clocks) = self.replay.saved();
         let snapshot = PatternSnapshot {
             version: SNAPSHOT_VERSION,
             workers: self.workers as u32,
@@ -577,22 +499,8 @@ impl Stateful for PatternOperator {
                     )
                 })
                 .collect(),
-            positions: self
-                .folded
-                .iter()
-                .map(|(&(s, p), &offset)| (name(s), p, offset))
-                .collect(),
-            clocks: self
-                .watermarks
-                .clocks()
-                .map(|((s, p), latest)| {
-                    if (s, p) == NO_ORIGIN {
-                        (String::new(), 0, latest)
-                    } else {
-                        (name(s), p, latest)
-                    }
-                })
-                .collect(),
+            positions,
+            clocks,
         };
         postcard::to_allocvec(&snapshot).expect("pattern stage state serializes")
     }

@@ -5,7 +5,6 @@
 //! partition has been folded in. After a restart the state comes back and the events a
 //! source reads again up to those positions are passed over, so no event counts twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,19 +15,16 @@ use serde::{Deserialize, Serialize};
 use super::custom::CustomAggregations;
 use super::engine::{Added, WindowEngine, WindowResult};
 use super::value::Scalar;
-use super::watermark::WatermarkTracker;
 use super::{MAX_EVENT_TIME, stable_hash};
-use crate::config::{EmitMode, LatePolicy, WindowStageConfig};
+use crate::config::{EmitMode, WindowStageConfig};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::{Event, Origin};
 use crate::expr::Condition;
+use crate::operators::replay::{Refusals, Replay, SavedClocks, SavedPositions, event_time};
 use crate::operators::{Operator, Processed, Stateful};
 
 /// Format of [`StageSnapshot`]; bumped when it changes shape.
 const SNAPSHOT_VERSION: u32 = 3;
-
-/// The watermark input of events that carry no source position.
-const NO_ORIGIN: (u16, u32) = (u16::MAX, u32::MAX);
 
 /// What one worker of a window stage checkpoints.
 #[derive(Serialize, Deserialize)]
@@ -40,10 +36,10 @@ struct StageSnapshot {
     /// What each aggregation computes, so that state is never read by other ones.
     aggregations: Vec<String>,
     engine: Vec<u8>,
-    /// (source, partition, last offset folded in).
-    positions: Vec<(String, u32, u64)>,
-    /// (source, partition, latest event time), for the watermark.
-    clocks: Vec<(String, u32, i64)>,
+    /// How far each source partition was folded in.
+    positions: SavedPositions,
+    /// Each partition's latest event time, for the watermark.
+    clocks: SavedClocks,
     /// Results emitted so far: the position of the next, in their own origin.
     emitted: u64,
 }
@@ -98,26 +94,15 @@ pub struct WindowOperator {
     group_by: Vec<String>,
     time_field: Option<String>,
     processing_time: bool,
-    late: LatePolicy,
     having: Option<Condition>,
-    watermarks: WatermarkTracker<(u16, u32)>,
-    /// Positions the restored state reflects: events at or before them are in it.
-    restored: HashMap<(u16, u32), u64>,
-    /// Positions folded in so far.
-    folded: HashMap<(u16, u32), u64>,
-    sources: Arc<[String]>,
-    /// By source index: whether its events reach this stage in their order per partition,
-    /// which passing over what the state holds relies on.
-    ordered: Vec<bool>,
+    replay: Replay,
+    refusals: Refusals,
     workers: usize,
     aggregations: Vec<String>,
     early_every: Option<Duration>,
     last_early: Instant,
-    late_dropped: Counter,
     key: Vec<Scalar>,
     results: Vec<WindowResult>,
-    /// Events passed over because the restored state already holds them.
-    replayed: u64,
     /// The origin of this worker's results: (index among origins, worker), and how many
     /// it has emitted. A window stage reading them passes over, after a restart, those it
     /// holds, as it does with a source's events.
@@ -161,21 +146,19 @@ impl WindowOperator {
             group_by: config.group_by.clone(),
             time_field: config.time_field.clone(),
             processing_time: config.processing_time,
-            late: config.late,
             having,
-            watermarks: WatermarkTracker::new(config.out_of_orderness.0, config.idle_timeout.0),
-            restored: HashMap::new(),
-            folded: HashMap::new(),
-            sources: Arc::clone(&sources.names),
-            ordered: sources.ordered.clone(),
+            replay: Replay::new(sources, config.out_of_orderness.0, config.idle_timeout.0),
+            refusals: Refusals {
+                stage: stage.to_owned(),
+                policy: config.late,
+                dropped: late_dropped,
+            },
             workers,
             aggregations: signatures(config),
             early_every: config.early_every.map(|d| d.0),
             last_early: Instant::now(),
-            late_dropped,
             key: Vec::new(),
             results: Vec::new(),
-            replayed: 0,
             results_origin: sources
                 .names
                 .iter()
@@ -213,69 +196,15 @@ impl WindowOperator {
         }
         self.engine.restore(&snapshot.engine)?;
         self.emitted = snapshot.emitted;
-        let now = Instant::now();
-        for (source, partition, offset) in snapshot.positions {
-            if let Some(id) = self.source_id(&source) {
-                self.restored.insert((id, partition), offset);
-                self.folded.insert((id, partition), offset);
-            }
-        }
-        for (source, partition, latest) in snapshot.clocks {
-            let input = if source.is_empty() {
-                Some(NO_ORIGIN)
-            } else {
-                self.source_id(&source).map(|id| (id, partition))
-            };
-            if let Some(input) = input {
-                self.watermarks.restore(input, latest, now);
-            }
-        }
+        self.replay.restore(snapshot.positions, snapshot.clocks);
         Ok(())
-    }
-
-    fn source_id(&self, name: &str) -> Option<u16> {
-        self.sources
-            .iter()
-            .position(|s| s == name)
-            .map(|i| i as u16)
-    }
-
-    /// Whether the state already holds this event: read again after a restart (at or
-    /// before the restored position) or within this run (behind what was folded; outputs
-    /// of one input share its position, so an equal one is not a repeat).
-    fn already_folded(&mut self, origin: Option<Origin>) -> bool {
-        let Some(o) = origin.filter(|o| self.ordered.get(o.source as usize) == Some(&true)) else {
-            return false;
-        };
-        let at = (o.source, o.partition);
-        if self.restored.get(&at).is_some_and(|&done| o.offset <= done) {
-            self.replayed += 1;
-            return true;
-        }
-        let folded = self.folded.entry(at).or_insert(o.offset);
-        if o.offset < *folded {
-            self.replayed += 1;
-            return true;
-        }
-        *folded = o.offset;
-        false
     }
 
     fn event_time(&self, event: &Event) -> Result<i64, String> {
         if self.processing_time {
             return Ok(crate::event::now_ms());
         }
-        let Some(field) = &self.time_field else {
-            return Ok(event.time);
-        };
-        match Scalar::lookup(&event.payload, field) {
-            Scalar::Int(t) => Ok(t),
-            Scalar::Float(t) if t.is_finite() => Ok(t as i64),
-            Scalar::Nil => Err(format!("time field {field:?} is missing")),
-            other => Err(format!(
-                "time field {field:?} is {other:?}, not a number of ms since the epoch"
-            )),
-        }
+        event_time(self.time_field.as_deref(), event)
     }
 
     /// Dead-letters an event the stage cannot place in time.
@@ -284,19 +213,6 @@ impl WindowOperator {
         let reason = DeadLetterReason::Malformed;
         let dead = dead_letter_event(event, &self.stage, None, reason, &why);
         out.dead.push((reason, dead));
-    }
-
-    fn refuse(&self, event: Event, reason: DeadLetterReason, why: &str, out: &mut Processed) {
-        match self.late {
-            LatePolicy::Drop => {
-                self.late_dropped.inc();
-            }
-            LatePolicy::Output => out.ports[1].push(event),
-            LatePolicy::DeadLetter => out.dead.push((
-                reason,
-                dead_letter_event(event, &self.stage, None, reason, why),
-            )),
-        }
     }
 
     /// Dead-letters the events a plugin aggregation could not fold in.
@@ -370,7 +286,7 @@ impl Operator for WindowOperator {
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         let now = Instant::now();
         for event in events {
-            if self.already_folded(event.origin) {
+            if self.replay.already_folded(event.origin) {
                 continue;
             }
             let time = match self.event_time(&event) {
@@ -394,11 +310,17 @@ impl Operator for WindowOperator {
                         "event time {time} is past the allowed lateness of every window it falls in (watermark {})",
                         self.engine.watermark()
                     );
-                    self.refuse(event, DeadLetterReason::Late, &why, out);
+                    self.refusals
+                        .refuse(event, DeadLetterReason::Late, &why, out);
                     continue;
                 }
                 Added::Full(limit) => {
-                    self.refuse(event, DeadLetterReason::StateFull, &limit.to_string(), out);
+                    self.refusals.refuse(
+                        event,
+                        DeadLetterReason::StateFull,
+                        &limit.to_string(),
+                        out,
+                    );
                     continue;
                 }
                 Added::OutOfRange => {
@@ -409,8 +331,7 @@ impl Operator for WindowOperator {
                     continue;
                 }
             }
-            let input = event.origin.map_or(NO_ORIGIN, |o| (o.source, o.partition));
-            let watermark = self.watermarks.observe_and_watermark(input, time, now);
+            let watermark = self.replay.observe(event.origin, time, now);
             if watermark > self.engine.watermark() {
                 self.engine.advance(watermark, &mut self.results);
             }
@@ -431,7 +352,7 @@ impl Stateful for WindowOperator {
             // The clock is the event time: windows that ended before now are complete.
             crate::event::now_ms().saturating_sub(1)
         } else {
-            self.watermarks.watermark(now)
+            self.replay.watermark(now)
         };
         if watermark > self.engine.watermark() {
             self.engine.advance(watermark, &mut self.results);
@@ -450,8 +371,8 @@ impl Stateful for WindowOperator {
         self.engine.close_all(&mut self.results);
         self.custom_failures(out);
         self.emit_results(out);
-        if self.replayed > 0 {
-            tracing::info!(stage = %self.stage, events = self.replayed, "events read again after a restart were already in the restored state");
+        if self.replay.replayed > 0 {
+            tracing::info!(stage = %self.stage, events = self.replay.replayed, "events read again after a restart were already in the restored state");
         }
     }
 
@@ -463,28 +384,14 @@ impl Stateful for WindowOperator {
 
     fn snapshot(&mut self) -> Vec<u8> {
         self.engine.flush_custom();
-        let name = |id: u16| self.sources.get(id as usize).cloned().unwrap_or_default();
+        let (positions, clocks) = self.replay.saved();
         let snapshot = StageSnapshot {
             version: SNAPSHOT_VERSION,
             workers: self.workers as u32,
             aggregations: self.aggregations.clone(),
             engine: self.engine.snapshot(),
-            positions: self
-                .folded
-                .iter()
-                .map(|(&(s, p), &offset)| (name(s), p, offset))
-                .collect(),
-            clocks: self
-                .watermarks
-                .clocks()
-                .map(|((s, p), latest)| {
-                    if (s, p) == NO_ORIGIN {
-                        (String::new(), 0, latest)
-                    } else {
-                        (name(s), p, latest)
-                    }
-                })
-                .collect(),
+            positions,
+            clocks,
             emitted: self.emitted,
         };
         postcard::to_allocvec(&snapshot).expect("window stage state serializes")
