@@ -281,7 +281,7 @@ inputs = ["bursts"]
     drop(file);
     wait("the second half", events.len() as u64 + 1);
     weir.wait_for(
-        "pattern switched to the new version",
+        "switched to the new plugin version",
         Duration::from_secs(30),
     );
     std::thread::sleep(Duration::from_millis(300));

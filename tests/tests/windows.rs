@@ -522,7 +522,7 @@ inputs = ["win"]
         stage_events_in(&address, "win") >= events.len() as u64
     });
     weir.wait_for(
-        "aggregator switched to the new version",
+        "switched to the new plugin version",
         Duration::from_secs(30),
     );
     weir.signal("TERM");

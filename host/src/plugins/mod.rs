@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod guest_output;
 mod handler;
+mod held_state;
 mod instance;
 mod kind;
 mod limits;
@@ -45,6 +46,7 @@ pub use directory::{PluginDefaults, PluginDirectory};
 pub use engine::{EPOCH_TICK, EngineError, PluginEngine};
 pub use error::{CallError, CallErrorKind, ErrorCode, Fault, LoadError, ReportedError};
 pub use handler::{EventFailure, HandlerInstance, HandlerOutput};
+pub use held_state::{HeldStateInstance, HeldStatePlugin, Version, unreadable_state};
 pub use kind::{CONTRACT_VERSION, PluginKind};
 pub use limits::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUTS_PER_EVENT,

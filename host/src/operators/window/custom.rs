@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::StateUpgrade;
 use crate::event::Event;
 use crate::plugins::{
-    AggregatorInstance, CallError, CallErrorKind, ErrorCode, LoadedPlugin, PluginLimits, PluginSlot,
+    AggregatorInstance, CallError, HeldStatePlugin, PluginLimits, PluginSlot, unreadable_state,
 };
 
 /// The custom aggregations of one window stage worker, by their number.
@@ -36,51 +36,8 @@ pub trait CustomAggregations: Send {
     fn finish(&mut self, agg: u16, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value>;
 }
 
-/// One version of the plugin, running.
-struct Version {
-    plugin: Arc<LoadedPlugin>,
-    instance: AggregatorInstance,
-    /// Its empty accumulator.
-    empty: Vec<u8>,
-    label: String,
-}
-
-impl Version {
-    fn start(
-        plugin: Arc<LoadedPlugin>,
-        limits: PluginLimits,
-        config: &str,
-    ) -> Result<Self, CallError> {
-        let mut instance = AggregatorInstance::new(&plugin, limits, config)?;
-        let empty = instance.create()?;
-        Ok(Self {
-            label: format!("{}@{}", plugin.name(), plugin.version()),
-            plugin,
-            instance,
-            empty,
-        })
-    }
-}
-
-/// Whether a call failed because the plugin cannot read the state it was given.
-fn unreadable_state(error: &CallError) -> bool {
-    matches!(&error.kind, CallErrorKind::Reported(r) if r.code == ErrorCode::UnsupportedState)
-}
-
 /// One `{ plugin = "NAME", config = {...} }` aggregation.
-pub struct PluginAggregation {
-    stage: String,
-    slot: Arc<PluginSlot>,
-    /// The slot's generation last taken (or refused).
-    generation: u64,
-    limits: PluginLimits,
-    config: String,
-    upgrade: StateUpgrade,
-    current: Version,
-    /// The version serving before the last reload, in case the new one cannot read the
-    /// state it left.
-    previous: Option<Version>,
-}
+pub struct PluginAggregation(HeldStatePlugin<AggregatorInstance>);
 
 impl PluginAggregation {
     /// Starts the version serving in `slot` with `config` (JSON); `upgrade` says what to
@@ -95,89 +52,29 @@ impl PluginAggregation {
         config: String,
         upgrade: StateUpgrade,
     ) -> Result<Self, CallError> {
-        let (generation, plugin) = slot.current();
-        let current = Version::start(plugin, limits, &config)?;
-        Ok(Self {
-            stage: stage.to_owned(),
-            slot,
-            generation,
-            limits,
-            config,
-            upgrade,
-            current,
-            previous: None,
-        })
-    }
-
-    /// Takes the newest version if one was published, or a fresh instance of the serving
-    /// one if a fault spoiled it.
-    fn ready(&mut self) {
-        if self.slot.generation() != self.generation {
-            let (generation, plugin) = self.slot.current();
-            // Taken or refused, this generation is not tried again.
-            self.generation = generation;
-            match Version::start(plugin, self.limits, &self.config) {
-                Ok(version) => {
-                    tracing::info!(stage = %self.stage, plugin = %version.label, "aggregator switched to the new version; its accumulators carry over");
-                    self.previous = Some(std::mem::replace(&mut self.current, version));
-                }
-                Err(error) => {
-                    tracing::error!(stage = %self.stage, error = %error, "aggregator version did not start here; the previous one keeps serving");
-                }
-            }
-        }
-        if self.current.instance.is_poisoned() {
-            let plugin = Arc::clone(&self.current.plugin);
-            match Version::start(plugin, self.limits, &self.config) {
-                Ok(version) => self.current = version,
-                Err(error) => {
-                    tracing::error!(stage = %self.stage, plugin = %self.current.label, error = %error, "aggregator instance could not be replaced");
-                }
-            }
-        }
+        HeldStatePlugin::new(stage, slot, limits, config, upgrade).map(Self)
     }
 
     /// The new version cannot read the state: goes back to the previous version, or
     /// empties what it cannot read, as configured. Returns whether to try again.
-    fn upgrade_failed(&mut self, accumulators: &mut [Vec<u8>], error: &CallError) -> bool {
-        match self.upgrade {
-            StateUpgrade::KeepOldVersion => {
-                let Some(previous) = self.previous.take() else {
-                    return false;
-                };
-                tracing::error!(stage = %self.stage, plugin = %self.current.label, keeps = %previous.label, error = %error, "the new aggregator version cannot read the state the previous one left; the previous version keeps serving this stage (state_upgrade = keep_old_version)");
-                self.current = previous;
-                true
-            }
+    fn upgrade_failed(&mut self, accumulators: &mut [Vec<u8>]) -> bool {
+        match self.0.upgrade {
+            StateUpgrade::KeepOldVersion => self.0.keep_old_version(),
             StateUpgrade::Reset => {
-                let reset = self.reset_unreadable(accumulators);
+                let plugin = &mut self.0;
+                let mut reset = 0;
+                for acc in accumulators.iter_mut().filter(|a| !a.is_empty()) {
+                    let probe = plugin.current.instance.finish(std::slice::from_ref(acc));
+                    if probe.is_err_and(|e| unreadable_state(&e)) {
+                        acc.clone_from(&plugin.current.empty);
+                        reset += 1;
+                    }
+                }
                 if reset > 0 {
-                    tracing::warn!(stage = %self.stage, plugin = %self.current.label, accumulators = reset, "the aggregator cannot read these accumulators; they start over empty (state_upgrade = reset)");
+                    tracing::warn!(stage = %plugin.stage, plugin = %plugin.current.label, accumulators = reset, "the aggregator cannot read these accumulators; they start over empty (state_upgrade = reset)");
                 }
                 reset > 0
             }
-        }
-    }
-
-    /// Replaces each accumulator the serving version cannot read with an empty one;
-    /// returns how many.
-    fn reset_unreadable(&mut self, accumulators: &mut [Vec<u8>]) -> usize {
-        let mut reset = 0;
-        for acc in accumulators.iter_mut().filter(|a| !a.is_empty()) {
-            match self.current.instance.finish(std::slice::from_ref(acc)) {
-                Err(error) if unreadable_state(&error) => {
-                    acc.clone_from(&self.current.empty);
-                    reset += 1;
-                }
-                _ => {}
-            }
-        }
-        reset
-    }
-
-    fn fresh(&self, accumulators: &mut [Vec<u8>]) {
-        for acc in accumulators.iter_mut().filter(|a| a.is_empty()) {
-            acc.clone_from(&self.current.empty);
         }
     }
 
@@ -187,10 +84,10 @@ impl PluginAggregation {
         events: &[Event],
         targets: &[u32],
     ) -> Vec<(usize, String)> {
-        self.ready();
+        self.0.ready();
         loop {
-            self.fresh(accumulators);
-            match self.current.instance.add(accumulators, events, targets) {
+            self.0.fresh(accumulators);
+            match self.0.current.instance.add(accumulators, events, targets) {
                 Ok(folded) => {
                     for (acc, new) in accumulators.iter_mut().zip(folded.accumulators) {
                         *acc = new;
@@ -202,12 +99,12 @@ impl PluginAggregation {
                         .collect();
                 }
                 Err(error) if unreadable_state(&error) => {
-                    if !self.upgrade_failed(accumulators, &error) {
+                    if !self.upgrade_failed(accumulators) {
                         return self.add_one_by_one(accumulators, events, targets);
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(stage = %self.stage, plugin = %self.current.label, error = %error, "aggregator failed a batch; folding its events one by one to find the culprits");
+                    tracing::warn!(stage = %self.0.stage, plugin = %self.0.current.label, error = %error, "aggregator failed a batch; folding its events one by one to find the culprits");
                     return self.add_one_by_one(accumulators, events, targets);
                 }
             }
@@ -223,9 +120,9 @@ impl PluginAggregation {
     ) -> Vec<(usize, String)> {
         let mut failures = Vec::new();
         for (i, (event, &target)) in events.iter().zip(targets).enumerate() {
-            self.ready();
+            self.0.ready();
             let acc = &mut accumulators[target as usize];
-            match self.current.instance.add(
+            match self.0.current.instance.add(
                 std::slice::from_ref(acc),
                 std::slice::from_ref(event),
                 &[0],
@@ -242,15 +139,16 @@ impl PluginAggregation {
     }
 
     fn merge(&mut self, left: &mut Vec<u8>, right: &[u8]) {
-        self.ready();
+        self.0.ready();
         if right.is_empty() {
             return;
         }
         let mut pair = [std::mem::take(left), right.to_vec()];
         loop {
-            self.fresh(&mut pair);
+            self.0.fresh(&mut pair);
             let [l, r] = &pair;
             match self
+                .0
                 .current
                 .instance
                 .merge(std::slice::from_ref(l), std::slice::from_ref(r))
@@ -259,10 +157,9 @@ impl PluginAggregation {
                     *left = merged.remove(0);
                     return;
                 }
-                Err(error)
-                    if unreadable_state(&error) && self.upgrade_failed(&mut pair, &error) => {}
+                Err(error) if unreadable_state(&error) && self.upgrade_failed(&mut pair) => {}
                 Ok(_) | Err(_) => {
-                    tracing::error!(stage = %self.stage, plugin = %self.current.label, "aggregator failed to merge two sessions; the later one's values are lost");
+                    tracing::error!(stage = %self.0.stage, plugin = %self.0.current.label, "aggregator failed to merge two sessions; the later one's values are lost");
                     let [l, _] = pair;
                     *left = l;
                     return;
@@ -272,11 +169,11 @@ impl PluginAggregation {
     }
 
     fn finish(&mut self, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value> {
-        self.ready();
+        self.0.ready();
         let mut accs = accumulators.to_vec();
         loop {
-            self.fresh(&mut accs);
-            match self.current.instance.finish(&accs) {
+            self.0.fresh(&mut accs);
+            match self.0.current.instance.finish(&accs) {
                 Ok(results) => {
                     return results
                         .iter()
@@ -285,10 +182,9 @@ impl PluginAggregation {
                         })
                         .collect();
                 }
-                Err(error)
-                    if unreadable_state(&error) && self.upgrade_failed(&mut accs, &error) => {}
+                Err(error) if unreadable_state(&error) && self.upgrade_failed(&mut accs) => {}
                 Err(error) => {
-                    tracing::error!(stage = %self.stage, plugin = %self.current.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
+                    tracing::error!(stage = %self.0.stage, plugin = %self.0.current.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
                     return vec![rmpv::Value::Nil; accs.len()];
                 }
             }
