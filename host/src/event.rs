@@ -112,3 +112,42 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The partitions each source reads now, so that a stage timing events by their source
+/// partition knows of partitions it has not yet had an event from (a partition whose
+/// backlog comes later must still hold event time back).
+#[derive(Debug, Default)]
+pub struct Assignments {
+    version: std::sync::atomic::AtomicU64,
+    by_source: std::sync::RwLock<std::collections::BTreeMap<u16, Vec<u32>>>,
+}
+
+impl Assignments {
+    /// Source `source` now reads `partitions`.
+    pub fn set(&self, source: u16, partitions: Vec<u32>) {
+        let mut by_source = self
+            .by_source
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_source.insert(source, partitions);
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes so far: a reader compares it with the last it saw.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every (source, partition) read now.
+    pub fn all(&self) -> Vec<(u16, u32)> {
+        let by_source = self
+            .by_source
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_source
+            .iter()
+            .flat_map(|(&s, ps)| ps.iter().map(move |&p| (s, p)))
+            .collect()
+    }
+}

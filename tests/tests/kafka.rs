@@ -496,3 +496,131 @@ fn an_unreachable_broker_makes_weir_not_ready_until_it_comes_back() {
     weir.signal("TERM");
     let _ = weir.finish(Duration::from_secs(30));
 }
+
+/// Per (key, window start) of 1,000 ms of `seq` as event time: (events, sum of amounts).
+fn windows_of(
+    range: std::ops::Range<u64>,
+    keys: u64,
+) -> std::collections::BTreeMap<(String, i64), (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for seq in range {
+        let (key, value) = common::kafka::event(seq, keys);
+        let entry = out
+            .entry((key, (seq as i64 / 1_000) * 1_000))
+            .or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += value["amount"].as_u64().expect("amount");
+    }
+    out
+}
+
+#[test]
+fn a_window_stage_on_kafka_survives_kill_9_with_the_same_results() {
+    let _serial = serial();
+    const EVENTS: u64 = 60_000;
+    const KEYS: u64 = 64;
+    let t = topics(4);
+    produce(&t.brokers, &t.input, 0..EVENTS, KEYS);
+    // One event per key far ahead: every partition's event time passes every window.
+    produce(
+        &t.brokers,
+        &t.input,
+        EVENTS + 100_000..EVENTS + 100_000 + KEYS,
+        KEYS,
+    );
+    let want = windows_of(0..EVENTS, KEYS);
+    let ws = Workspace::new();
+    ws.pipeline(&format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+[state]
+stage_checkpoint_interval = "200ms"
+[sources.in]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{input}"]
+group = "{group}"
+commit_interval = "200ms"
+options = {{ "session.timeout.ms" = 2000, "heartbeat.interval.ms" = 500 }}
+[stages.win]
+type = "window"
+inputs = ["in"]
+group_by = ["key"]
+time_field = "seq"
+window = {{ tumbling = "1s" }}
+parallelism = 2
+aggregations = {{ n = "count", total = {{ sum = "amount" }} }}
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["win"]
+[sinks.dead]
+type = "file"
+path = "dead.jsonl"
+envelope = true
+[dead_letter]
+sink = "dead"
+"#,
+        brokers = t.brokers,
+        input = t.input,
+        group = t.group,
+    ));
+    let results = || {
+        let text = std::fs::read_to_string(ws.path("out.jsonl")).unwrap_or_default();
+        let mut got = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let key = (
+                v["key"].as_str().unwrap_or_default().to_owned(),
+                v["window_start"].as_i64().unwrap_or_default(),
+            );
+            let value = (
+                v["n"].as_u64().unwrap_or_default(),
+                v["total"].as_u64().unwrap_or_default(),
+            );
+            // A window emitted again after a restart must say the same.
+            if let Some(before) = got.insert(key.clone(), value) {
+                assert_eq!(before, value, "window {key:?} emitted twice, differently");
+            }
+        }
+        got
+    };
+    // Two kills while results come out.
+    for at in [EVENTS / 1_000 / 4, EVENTS / 1_000 / 2] {
+        let mut weir = ws.start();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while results().len() < (at * KEYS) as usize {
+            let dead = std::fs::read_to_string(ws.path("dead.jsonl")).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "no results; dead letters:\n{}\n{}",
+                dead.lines().take(3).collect::<Vec<_>>().join("\n"),
+                weir.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        weir.signal("KILL");
+        let _ = weir.finish(Duration::from_secs(10));
+    }
+    let mut weir = ws.start();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while results().len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} windows:\n{}",
+            results().len(),
+            want.len(),
+            weir.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    weir.signal("TERM");
+    assert_eq!(weir.finish(Duration::from_secs(30)).code, 0);
+    let got = results();
+    for (window, value) in &want {
+        assert_eq!(got.get(window), Some(value), "window {window:?}");
+    }
+}

@@ -21,6 +21,8 @@ pub struct SourceContext {
     ///
     /// [`Origin`]: crate::event::Origin
     pub origin_id: u16,
+    /// Where a partitioned source says which partitions it reads.
+    pub assignments: std::sync::Arc<crate::event::Assignments>,
     /// Its readers.
     pub output: Output,
     /// The dead-letter sink's inlet, if there is one.

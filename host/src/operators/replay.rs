@@ -30,6 +30,8 @@ pub struct Replay {
     /// Positions folded in so far.
     folded: HashMap<(u16, u32), u64>,
     watermarks: WatermarkTracker<(u16, u32)>,
+    /// The version of the sources' assignments last taken in.
+    assignments_seen: u64,
     /// Events passed over because the state holds them already.
     pub replayed: u64,
 }
@@ -43,7 +45,21 @@ impl Replay {
             restored: HashMap::new(),
             folded: HashMap::new(),
             watermarks: WatermarkTracker::new(out_of_orderness, idle_timeout),
+            assignments_seen: 0,
             replayed: 0,
+        }
+    }
+
+    /// Takes in partitions the sources have been assigned since the last call: each holds
+    /// the watermark back until its first event (or until it idles out).
+    pub fn sync_partitions(&mut self, now: Instant) {
+        let version = self.order.assignments.version();
+        if version == self.assignments_seen {
+            return;
+        }
+        self.assignments_seen = version;
+        for input in self.order.assignments.all() {
+            self.watermarks.expect(input, now);
         }
     }
 

@@ -232,6 +232,7 @@ pub async fn start(
         None
     };
     // Origins name sources, then window stages (whose results carry origins of their own).
+    let assignments = Arc::new(crate::event::Assignments::default());
     let source_names: Arc<[String]> = config
         .sources
         .keys()
@@ -258,6 +259,7 @@ pub async fn start(
             shutdown: &shutdown,
             store: store.as_deref(),
             sources: &source_names,
+            assignments: &assignments,
         };
         let workers = build.operators().await?;
         let ports = workers.first().map(|w| w.ports()).unwrap_or_default();
@@ -304,6 +306,7 @@ pub async fn start(
         let ctx = SourceContext {
             name: name.clone(),
             origin_id: origin_id as u16,
+            assignments: Arc::clone(&assignments),
             output: output_of(name, ""),
             dead_letter: dead_letter.clone(),
             metrics: component.clone(),
@@ -416,7 +419,12 @@ fn limits(config: &PipelineConfig, stage: &HandlerStageConfig) -> PluginLimits {
 
 /// For each source (by index), whether its events reach `stage` in order: over exactly
 /// one path, with no stage of more than one worker on it.
-fn source_order(config: &PipelineConfig, stage: &str, names: &Arc<[String]>) -> SourceOrder {
+fn source_order(
+    config: &PipelineConfig,
+    stage: &str,
+    names: &Arc<[String]>,
+    assignments: &Arc<crate::event::Assignments>,
+) -> SourceOrder {
     // (paths, all of them sequential) per source.
     fn walk(
         config: &PipelineConfig,
@@ -450,6 +458,7 @@ fn source_order(config: &PipelineConfig, stage: &str, names: &Arc<[String]>) -> 
     walk(config, stage, true, 0, &mut found);
     SourceOrder {
         names: Arc::clone(names),
+        assignments: Arc::clone(assignments),
         ordered: names
             .iter()
             .map(|n| found.get(n).is_some_and(|&(paths, seq)| paths == 1 && seq))
@@ -483,6 +492,7 @@ struct Build<'a> {
     shutdown: &'a CancellationToken,
     store: Option<&'a crate::state::CheckpointStore>,
     sources: &'a Arc<[String]>,
+    assignments: &'a Arc<crate::event::Assignments>,
 }
 
 impl Build<'_> {
@@ -534,7 +544,7 @@ impl Build<'_> {
         };
         let n = p.parallelism.max(1);
         let late_dropped = self.metrics.component(self.name).late_dropped;
-        let order = source_order(self.config, self.name, self.sources);
+        let order = source_order(self.config, self.name, self.sources, self.assignments);
         let slot = self
             .plugins
             .slot(&p.pattern.plugin)
@@ -617,7 +627,7 @@ impl Build<'_> {
         let n = w.parallelism.max(1);
         let saved = self.saved_states(n)?;
         let late_dropped = self.metrics.component(self.name).late_dropped;
-        let order = source_order(self.config, self.name, self.sources);
+        let order = source_order(self.config, self.name, self.sources, self.assignments);
         for (source, ordered) in order.names.iter().zip(&order.ordered) {
             if !ordered && self.config.feeds(source, self.name) {
                 tracing::warn!(stage = %self.name, source = %source, "events of this source can reach the window stage out of order (over several paths or through a parallel stage): after a restart, those its state holds already may be counted again");
@@ -786,7 +796,7 @@ inputs = ["w"]
         let loaded = crate::config::parse_pipeline(std::path::Path::new("p.toml"), text, |_| None)
             .expect("parses");
         let names: Arc<[String]> = loaded.config.sources.keys().cloned().collect();
-        let order = source_order(&loaded.config, "w", &names);
+        let order = source_order(&loaded.config, "w", &names, &Arc::default());
         assert_eq!(&*order.names, ["a", "b", "c"]);
         assert_eq!(
             order.ordered,

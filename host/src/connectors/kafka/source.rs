@@ -74,6 +74,8 @@ pub async fn run(
         metrics,
         transactions: Mutex::new(None),
         paused: Mutex::new(false),
+        origin_id: ctx.origin_id,
+        assignments: Arc::clone(&ctx.assignments),
     };
     let consumer =
         BaseConsumer::from_config_and_context(&consumer_config(&ctx.name, &config), context)
@@ -328,6 +330,8 @@ struct SourceClient {
     metrics: KafkaSourceMetrics,
     transactions: Mutex<Option<Transactions>>,
     paused: Mutex<bool>,
+    origin_id: u16,
+    assignments: Arc<crate::event::Assignments>,
 }
 
 impl SourceClient {
@@ -470,9 +474,11 @@ impl SourceClient {
                 tracing::error!(source = %self.base.component, error = %e, "cannot commit the transaction before a revoke");
             }
             self.table().revoke(&revoked_ids);
+            self.publish_assignment();
             return;
         }
         let mut revoked = self.table().revoke(&revoked_ids);
+        self.publish_assignment();
         let started = Instant::now();
         let mut finished = true;
         for (_, partition) in &mut revoked {
@@ -533,6 +539,19 @@ impl SourceClient {
         table.assign(fresh, skip_before);
         table.assign(resumed, None);
         tracing::info!(source = %self.base.component, partitions = table.partitions.len(), "partitions assigned");
+        drop(table);
+        self.publish_assignment();
+    }
+
+    /// Tells the pipeline's stages which partitions this source reads now.
+    fn publish_assignment(&self) {
+        let partitions = self
+            .table()
+            .partitions
+            .keys()
+            .map(|(topic, partition)| partition_id(topic, *partition))
+            .collect();
+        self.assignments.set(self.origin_id, partitions);
     }
 }
 

@@ -399,6 +399,7 @@ impl Operator for PatternOperator {
 
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         let now = Instant::now();
+        self.replay.sync_partitions(now);
         for mut event in events {
             if self.replay.already_folded(event.origin) {
                 continue;

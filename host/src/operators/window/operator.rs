@@ -53,6 +53,8 @@ pub struct SourceOrder {
     /// (one path, no parallel stage on it). Only then can a restarted stage tell the events
     /// it holds already by their position.
     pub ordered: Vec<bool>,
+    /// The partitions each source reads now.
+    pub assignments: Arc<crate::event::Assignments>,
 }
 
 /// What each aggregation of a stage computes, as `name=kind(field)` or `name=plugin(NAME)`.
@@ -285,6 +287,7 @@ impl Operator for WindowOperator {
 
     fn process(&mut self, events: Vec<Event>, out: &mut Processed) {
         let now = Instant::now();
+        self.replay.sync_partitions(now);
         for event in events {
             if self.replay.already_folded(event.origin) {
                 continue;
@@ -418,6 +421,7 @@ mod tests {
         SourceOrder {
             names: Arc::from(vec!["in".to_owned()]),
             ordered: vec![ordered],
+            assignments: Arc::default(),
         }
     }
 
@@ -500,6 +504,7 @@ mod tests {
         let order = SourceOrder {
             names: Arc::from(vec!["in".to_owned(), "w".to_owned()]),
             ordered: vec![true, true],
+            assignments: Arc::default(),
         };
         let start = |snapshot: Option<&[u8]>| {
             WindowOperator::new(

@@ -75,6 +75,18 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
         }
     }
 
+    /// Notes that `input` exists before any event of it came: until one does (or it idles
+    /// out), it holds the watermark back.
+    pub fn expect(&mut self, input: I, now: Instant) {
+        if !self.inputs.iter().any(|c| c.input == input) {
+            self.inputs.push(InputClock {
+                input,
+                latest: i64::MIN,
+                seen_at: now,
+            });
+        }
+    }
+
     /// Notes an event as [`observe`](Self::observe) does and returns the watermark.
     pub fn observe_and_watermark(&mut self, input: I, time: i64, now: Instant) -> i64 {
         if !self.observe(input, time, now) {
@@ -176,6 +188,20 @@ mod tests {
         // It comes back behind: the watermark does not go back.
         w.observe("quiet", 2_000, later);
         assert_eq!(w.watermark(later), 20_000);
+    }
+
+    #[test]
+    fn an_input_known_before_its_first_event_holds_the_watermark() {
+        let start = Instant::now();
+        let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
+        w.expect("late", start);
+        assert_eq!(w.observe_and_watermark("early", 50_000, start), i64::MIN);
+        assert_eq!(w.observe_and_watermark("late", 2_000, start), 2_000);
+        // An input that never comes idles out.
+        let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
+        w.expect("never", start);
+        let later = start + 11 * SECOND;
+        assert_eq!(w.observe_and_watermark("early", 50_000, later), 50_000);
     }
 
     #[test]
