@@ -232,7 +232,9 @@ impl PatternOperator {
                 (None, None) => return,
                 (Some(event), Some(timer)) if timer <= event => self.fire(timer, out),
                 (None, Some(timer)) => self.fire(timer, out),
-                (Some(_), timer) => self.feed(timer.map_or(watermark, |t| t - 1), out),
+                (Some(_), timer) => {
+                    self.feed(timer.map_or(watermark, |t| t.saturating_sub(1)), out)
+                }
             }
         }
     }
@@ -259,7 +261,7 @@ impl PatternOperator {
             times: &times,
         };
         match self.matcher.on_timer(&mut states, &context, now) {
-            Ok(progress) => self.apply(&ids, progress, &[], out),
+            Ok(progress) => self.apply(&ids, progress, &[], now, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state");
                 for (&id, state) in ids.iter().zip(states) {
@@ -310,7 +312,7 @@ impl PatternOperator {
             .matcher
             .process(&mut states, &context, &events, &targets)
         {
-            Ok(progress) => self.apply(&ids, progress, &events, out),
+            Ok(progress) => self.apply(&ids, progress, &events, until, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
                 for (&id, state) in ids.iter().zip(states) {
@@ -328,7 +330,15 @@ impl PatternOperator {
         }
     }
 
-    fn apply(&mut self, ids: &[usize], progress: Progress, events: &[Event], out: &mut Processed) {
+    /// Takes in what a call at event time `now` returned.
+    fn apply(
+        &mut self,
+        ids: &[usize],
+        progress: Progress,
+        events: &[Event],
+        now: i64,
+        out: &mut Processed,
+    ) {
         let Progress {
             states,
             timers,
@@ -337,7 +347,9 @@ impl PatternOperator {
         } = progress;
         for ((&id, state), timer) in ids.iter().zip(states).zip(timers) {
             self.keys[id].state = state;
-            self.set_timer(id, timer);
+            // A timer asked for at or before the time just handled fires next, once: asked
+            // again and again at the same time, it would never let time move on.
+            self.set_timer(id, timer.map(|t| t.max(now.saturating_add(1))));
         }
         for m in matches {
             let Some(&id) = ids.get(m.state) else {
