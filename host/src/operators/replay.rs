@@ -59,7 +59,9 @@ impl Replay {
         }
         self.assignments_seen = version;
         for input in self.order.assignments.all() {
-            self.watermarks.expect(input, now);
+            if self.order.feeds.get(input.0 as usize) == Some(&true) {
+                self.watermarks.expect(input, now);
+            }
         }
     }
 

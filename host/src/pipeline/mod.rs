@@ -459,6 +459,7 @@ fn source_order(
     SourceOrder {
         names: Arc::clone(names),
         assignments: Arc::clone(assignments),
+        feeds: names.iter().map(|n| found.contains_key(n)).collect(),
         ordered: names
             .iter()
             .map(|n| found.get(n).is_some_and(|&(paths, seq)| paths == 1 && seq))

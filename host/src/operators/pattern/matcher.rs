@@ -84,6 +84,7 @@ impl PluginMatcher {
         targets: &[u32],
     ) -> Result<Progress, CallError> {
         self.0.ready();
+        let mut upgraded = false;
         loop {
             self.0.fresh(states);
             match self
@@ -92,7 +93,10 @@ impl PluginMatcher {
                 .instance
                 .process(states, context, events, targets)
             {
-                Err(error) if unreadable_state(&error) && self.upgrade_failed(states, context) => {}
+                Err(error)
+                    if unreadable_state(&error)
+                        && !std::mem::replace(&mut upgraded, true)
+                        && self.upgrade_failed(states, context) => {}
                 result => return result,
             }
         }
@@ -109,10 +113,14 @@ impl PluginMatcher {
         now: i64,
     ) -> Result<Progress, CallError> {
         self.0.ready();
+        let mut upgraded = false;
         loop {
             self.0.fresh(states);
             match self.0.current.instance.on_timer(states, context, now) {
-                Err(error) if unreadable_state(&error) && self.upgrade_failed(states, context) => {}
+                Err(error)
+                    if unreadable_state(&error)
+                        && !std::mem::replace(&mut upgraded, true)
+                        && self.upgrade_failed(states, context) => {}
                 result => return result,
             }
         }

@@ -21,7 +21,7 @@ use crate::operators::window::{GroupKey, Scalar, SourceOrder};
 use crate::operators::{Operator, Processed, Stateful};
 use crate::plugins::{Progress, StateContext};
 
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 struct KeyState {
     key: GroupKey,
@@ -36,6 +36,7 @@ struct Held {
     payload: Vec<u8>,
     key: Option<Vec<u8>>,
     time: i64,
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -149,6 +150,14 @@ impl PatternOperator {
             let id = self.id(&key);
             let event = Event {
                 key: held.key.map(Bytes::from),
+                headers: held
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| crate::event::Header {
+                        name,
+                        value: Bytes::from(value),
+                    })
+                    .collect(),
                 ..Event::new(held.payload, held.time)
             };
             self.keys[id].buffered += 1;
@@ -263,9 +272,12 @@ impl PatternOperator {
         match self.matcher.on_timer(&mut states, &context, now) {
             Ok(progress) => self.apply(&ids, progress, &[], now, out),
             Err(error) => {
-                tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state");
+                tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state and are called again later");
+                let again = self.later();
                 for (&id, state) in ids.iter().zip(states) {
                     self.keys[id].state = state;
+                    self.set_timer(id, again);
+                    self.maybe_release(id);
                 }
             }
         }
@@ -317,17 +329,26 @@ impl PatternOperator {
                 tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
                 for (&id, state) in ids.iter().zip(states) {
                     self.keys[id].state = state;
+                    self.maybe_release(id);
                 }
                 let reason = if error.fault().is_some() {
                     DeadLetterReason::PluginFault
                 } else {
                     DeadLetterReason::PluginError
                 };
-                for event in events {
+                for mut event in events {
+                    // Delivered again, it would meet state that went on without it.
+                    event.redelivery = None;
                     self.dead(event, reason, &error.to_string(), out);
                 }
             }
         }
+    }
+
+    /// The next time event time can reach: just past the watermark; none once the input
+    /// has ended.
+    fn later(&self) -> Option<i64> {
+        (self.watermark < i64::MAX).then(|| self.watermark + 1)
     }
 
     /// Takes in what a call at event time `now` returned.
@@ -345,11 +366,16 @@ impl PatternOperator {
             matches,
             failures,
         } = progress;
+        let later = self.later();
         for ((&id, state), timer) in ids.iter().zip(states).zip(timers) {
             self.keys[id].state = state;
-            // A timer asked for at or before the time just handled fires next, once: asked
-            // again and again at the same time, it would never let time move on.
-            self.set_timer(id, timer.map(|t| t.max(now.saturating_add(1))));
+            // A timer asked for at or before the time just handled fires once event time
+            // moves on again: asked for again and again, it would hold time in place.
+            let timer = match timer {
+                Some(t) if t <= now => later,
+                other => other,
+            };
+            self.set_timer(id, timer);
         }
         for m in matches {
             let Some(&id) = ids.get(m.state) else {
@@ -473,9 +499,13 @@ impl Stateful for PatternOperator {
     }
 
     fn end_of_input(&mut self, out: &mut Processed) {
-        // Every buffered event, then every timer: the stream is over.
+        // Every buffered event, then every timer: the stream is over. Timers asked for
+        // from here on are dropped.
+        let watermark = self.watermark;
         self.watermark = i64::MAX;
         self.release(out);
+        // More input may come another day (a file appended to): it is not all late.
+        self.watermark = watermark;
     }
 
     fn flush(&mut self, _out: &mut Processed) {}
@@ -508,6 +538,11 @@ impl Stateful for PatternOperator {
                             payload: event.payload.to_vec(),
                             key: event.key.as_ref().map(|k| k.to_vec()),
                             time: event.time,
+                            headers: event
+                                .headers
+                                .iter()
+                                .map(|h| (h.name.clone(), h.value.to_vec()))
+                                .collect(),
                         },
                     )
                 })

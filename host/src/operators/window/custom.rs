@@ -85,6 +85,7 @@ impl PluginAggregation {
         targets: &[u32],
     ) -> Vec<(usize, String)> {
         self.0.ready();
+        let mut upgraded = false;
         loop {
             self.0.fresh(accumulators);
             match self.0.current.instance.add(accumulators, events, targets) {
@@ -99,7 +100,9 @@ impl PluginAggregation {
                         .collect();
                 }
                 Err(error) if unreadable_state(&error) => {
-                    if !self.upgrade_failed(accumulators) {
+                    // One upgrade a call: a plugin that cannot read even fresh state fails.
+                    if std::mem::replace(&mut upgraded, true) || !self.upgrade_failed(accumulators)
+                    {
                         return self.add_one_by_one(accumulators, events, targets);
                     }
                 }
@@ -144,6 +147,7 @@ impl PluginAggregation {
             return;
         }
         let mut pair = [std::mem::take(left), right.to_vec()];
+        let mut upgraded = false;
         loop {
             self.0.fresh(&mut pair);
             let [l, r] = &pair;
@@ -157,7 +161,10 @@ impl PluginAggregation {
                     *left = merged.remove(0);
                     return;
                 }
-                Err(error) if unreadable_state(&error) && self.upgrade_failed(&mut pair) => {}
+                Err(error)
+                    if unreadable_state(&error)
+                        && !std::mem::replace(&mut upgraded, true)
+                        && self.upgrade_failed(&mut pair) => {}
                 Ok(_) | Err(_) => {
                     tracing::error!(stage = %self.0.stage, plugin = %self.0.current.label, "aggregator failed to merge two sessions; the later one's values are lost");
                     let [l, _] = pair;
@@ -171,6 +178,7 @@ impl PluginAggregation {
     fn finish(&mut self, accumulators: &[Vec<u8>]) -> Vec<rmpv::Value> {
         self.0.ready();
         let mut accs = accumulators.to_vec();
+        let mut upgraded = false;
         loop {
             self.0.fresh(&mut accs);
             match self.0.current.instance.finish(&accs) {
@@ -182,7 +190,10 @@ impl PluginAggregation {
                         })
                         .collect();
                 }
-                Err(error) if unreadable_state(&error) && self.upgrade_failed(&mut accs) => {}
+                Err(error)
+                    if unreadable_state(&error)
+                        && !std::mem::replace(&mut upgraded, true)
+                        && self.upgrade_failed(&mut accs) => {}
                 Err(error) => {
                     tracing::error!(stage = %self.0.stage, plugin = %self.0.current.label, error = %error, windows = accs.len(), "aggregator failed to finish windows; their results are nil");
                     return vec![rmpv::Value::Nil; accs.len()];

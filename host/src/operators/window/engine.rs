@@ -690,6 +690,14 @@ impl WindowEngine {
         self.finish_custom(out);
     }
 
+    /// Sets the watermark back to `watermark` once no window is open (after
+    /// [`close_all`](Self::close_all)), for input that comes later.
+    pub fn rewind_watermark(&mut self, watermark: i64) {
+        if self.open == 0 {
+            self.watermark = watermark;
+        }
+    }
+
     /// The input has ended: every window still open fires, count windows that did not
     /// fill included, and the state is left empty.
     pub fn close_all(&mut self, out: &mut Vec<WindowResult>) {

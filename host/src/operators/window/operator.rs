@@ -55,6 +55,8 @@ pub struct SourceOrder {
     pub ordered: Vec<bool>,
     /// The partitions each source reads now.
     pub assignments: Arc<crate::event::Assignments>,
+    /// By index: whether the source's events reach the stage at all.
+    pub feeds: Vec<bool>,
 }
 
 /// What each aggregation of a stage computes, as `name=kind(field)` or `name=plugin(NAME)`.
@@ -372,6 +374,9 @@ impl Stateful for WindowOperator {
 
     fn end_of_input(&mut self, out: &mut Processed) {
         self.engine.close_all(&mut self.results);
+        // More input may come another day (a file appended to): it is not all late.
+        let watermark = self.replay.watermark(Instant::now());
+        self.engine.rewind_watermark(watermark);
         self.custom_failures(out);
         self.emit_results(out);
         if self.replay.replayed > 0 {
@@ -422,6 +427,7 @@ mod tests {
             names: Arc::from(vec!["in".to_owned()]),
             ordered: vec![ordered],
             assignments: Arc::default(),
+            feeds: vec![true],
         }
     }
 
@@ -505,6 +511,7 @@ mod tests {
             names: Arc::from(vec!["in".to_owned(), "w".to_owned()]),
             ordered: vec![true, true],
             assignments: Arc::default(),
+            feeds: vec![true, true],
         };
         let start = |snapshot: Option<&[u8]>| {
             WindowOperator::new(
@@ -571,6 +578,15 @@ mod tests {
                 .iter()
                 .all(|e| e.time < now && e.time > now - 1_000)
         );
+    }
+
+    #[test]
+    fn events_at_the_latest_time_are_on_time() {
+        let mut op = operator(r#"{ n = "count" }"#, true, None);
+        // Two events at a window's last millisecond, one after the other: neither is late.
+        let out = run(&mut op, vec![event(1, 999), event(2, 999), event(3, 1_500)]);
+        assert!(out.dead.is_empty(), "{:?}", out.dead);
+        assert_eq!(count(&out), [2, 1]);
     }
 
     #[test]

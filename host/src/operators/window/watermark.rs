@@ -1,5 +1,6 @@
 //! The watermark of a stage fed by several inputs: each input's latest event time less the
-//! allowed out-of-orderness, the minimum over the inputs that are not idle.
+//! allowed out-of-orderness (and 1 ms: events at the latest time are still on time), the
+//! minimum over the inputs that are not idle.
 //!
 //! An input with no event for `idle_timeout` stops holding the watermark back. When every
 //! input is idle, event time is taken to go on with the wall clock from the latest event,
@@ -93,12 +94,22 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
             return self.watermark;
         }
         if self.inputs.len() == 1 {
-            self.watermark = self
-                .watermark
-                .max(time.saturating_sub(self.out_of_orderness));
+            self.watermark = self.watermark.max(self.bound(time));
             return self.watermark;
         }
         self.watermark(now)
+    }
+
+    /// The watermark an input's latest event time allows: every event at or before it has
+    /// come. One less than the latest less the out-of-orderness, so that more events at the
+    /// latest time (or exactly the out-of-orderness behind it) are still on time.
+    fn bound(&self, latest: i64) -> i64 {
+        if latest == i64::MIN {
+            return i64::MIN;
+        }
+        latest
+            .saturating_sub(self.out_of_orderness)
+            .saturating_sub(1)
     }
 
     /// The latest event time of each input, for a checkpoint.
@@ -125,7 +136,7 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
         if self.resuming {
             // Every restored input holds it, idle or not.
             if let Some(slowest) = self.inputs.iter().map(|c| c.latest).min() {
-                let candidate = slowest.saturating_sub(self.out_of_orderness);
+                let candidate = self.bound(slowest);
                 self.watermark = self.watermark.max(candidate);
             }
             return self.watermark;
@@ -137,13 +148,12 @@ impl<I: PartialEq + Copy> WatermarkTracker<I> {
             .map(|c| c.latest)
             .min();
         let candidate = match active {
-            Some(latest) => latest.saturating_sub(self.out_of_orderness),
+            Some(latest) => self.bound(latest),
             None => match self.inputs.iter().max_by_key(|c| c.latest) {
                 // All idle: event time goes on with the wall clock since the idle timeout.
                 Some(c) => {
                     let idle_for = now.saturating_duration_since(c.seen_at) - self.idle_timeout;
-                    c.latest
-                        .saturating_sub(self.out_of_orderness)
+                    self.bound(c.latest)
                         .saturating_add(i64::try_from(idle_for.as_millis()).unwrap_or(i64::MAX))
                 }
                 None => i64::MIN,
@@ -167,12 +177,12 @@ mod tests {
         assert_eq!(w.watermark(start), i64::MIN);
         w.observe("a", 10_000, start);
         w.observe("b", 4_000, start);
-        assert_eq!(w.watermark(start), 3_500);
+        assert_eq!(w.watermark(start), 3_499);
         w.observe("b", 12_000, start);
-        assert_eq!(w.watermark(start), 9_500);
+        assert_eq!(w.watermark(start), 9_499);
         // An older event does not move an input's clock back, nor the watermark.
         w.observe("a", 1_000, start);
-        assert_eq!(w.watermark(start), 9_500);
+        assert_eq!(w.watermark(start), 9_499);
     }
 
     #[test]
@@ -181,13 +191,13 @@ mod tests {
         let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
         w.observe("quiet", 1_000, start);
         w.observe("busy", 5_000, start);
-        assert_eq!(w.watermark(start), 1_000);
+        assert_eq!(w.watermark(start), 999);
         let later = start + 11 * SECOND;
         w.observe("busy", 20_000, later);
-        assert_eq!(w.watermark(later), 20_000, "the quiet input is idle");
+        assert_eq!(w.watermark(later), 19_999, "the quiet input is idle");
         // It comes back behind: the watermark does not go back.
         w.observe("quiet", 2_000, later);
-        assert_eq!(w.watermark(later), 20_000);
+        assert_eq!(w.watermark(later), 19_999);
     }
 
     #[test]
@@ -196,12 +206,12 @@ mod tests {
         let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
         w.expect("late", start);
         assert_eq!(w.observe_and_watermark("early", 50_000, start), i64::MIN);
-        assert_eq!(w.observe_and_watermark("late", 2_000, start), 2_000);
+        assert_eq!(w.observe_and_watermark("late", 2_000, start), 1_999);
         // An input that never comes idles out.
         let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
         w.expect("never", start);
         let later = start + 11 * SECOND;
-        assert_eq!(w.observe_and_watermark("early", 50_000, later), 50_000);
+        assert_eq!(w.observe_and_watermark("early", 50_000, later), 49_999);
     }
 
     #[test]
@@ -210,19 +220,19 @@ mod tests {
         let mut w = WatermarkTracker::new(Duration::ZERO, 10 * SECOND);
         w.restore("a", 5_000, start);
         w.restore("b", 3_000, start);
-        assert_eq!(w.watermark(start), 3_000);
+        assert_eq!(w.watermark(start), 2_999);
         // Sources slow to come back after a restart do not make event time run on.
-        assert_eq!(w.watermark(start + 60 * SECOND), 3_000);
+        assert_eq!(w.watermark(start + 60 * SECOND), 2_999);
         let back = start + 61 * SECOND;
         w.observe("a", 6_000, back);
         assert_eq!(
             w.watermark(back),
-            3_000,
+            2_999,
             "b is counted from now, not from the restore"
         );
         let later = back + 11 * SECOND;
         w.observe("a", 6_500, later);
-        assert_eq!(w.watermark(later), 6_500, "then b is idle");
+        assert_eq!(w.watermark(later), 6_499, "then b is idle");
     }
 
     #[test]
@@ -230,8 +240,8 @@ mod tests {
         let start = Instant::now();
         let mut w = WatermarkTracker::new(Duration::from_millis(100), 10 * SECOND);
         w.observe(0, 50_000, start);
-        assert_eq!(w.watermark(start + 5 * SECOND), 49_900);
-        assert_eq!(w.watermark(start + 10 * SECOND), 49_900);
-        assert_eq!(w.watermark(start + 13 * SECOND), 52_900);
+        assert_eq!(w.watermark(start + 5 * SECOND), 49_899);
+        assert_eq!(w.watermark(start + 10 * SECOND), 49_899);
+        assert_eq!(w.watermark(start + 13 * SECOND), 52_899);
     }
 }
