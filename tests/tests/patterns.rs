@@ -7,24 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{Lcg, Workspace};
 use serde_json::Value;
 
 const USERS: u64 = 500;
 const WITHIN_MS: i64 = 60_000;
 const FAILURES: usize = 3;
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// Login events, two in three failures, up to 1.5 s out of order; returns them in file
 /// order.
@@ -125,14 +113,6 @@ fn matches(ws: &Workspace, name: &str) -> (usize, BTreeSet<(String, i64, i64, u6
     (lines.len(), set)
 }
 
-fn source_offset(ws: &Workspace, state: &str) -> u64 {
-    std::fs::read_to_string(ws.path(&format!("{state}/source-logins.json")))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v["offset"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_pattern_plugin_finds_every_burst_in_event_time_order() {
     let ws = Workspace::new();
@@ -163,21 +143,7 @@ fn kill_9_three_times_changes_no_match() {
         .len();
     pipeline(&ws, "killed");
     let mut rng = Lcg(seed ^ 0x5bd1_e995);
-    let mut kills = Vec::new();
-    for _ in 0..3 {
-        let from = source_offset(&ws, "state-killed");
-        let target = from + (size - from) * (10 + rng.below(80)) / 100;
-        let mut weir = ws.start();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while source_offset(&ws, "state-killed") < target {
-            assert!(Instant::now() < deadline, "no progress:\n{}", weir.log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(rng.below(300)));
-        weir.signal("KILL");
-        let _ = weir.finish(Duration::from_secs(10));
-        kills.push(source_offset(&ws, "state-killed"));
-    }
+    let kills = common::kill_three_times(&ws, "state-killed", "logins", size, &mut rng);
     eprintln!(
         "killed at source offsets {kills:?} of {size}; {} bursts",
         want.len()

@@ -7,28 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::Workspace;
+use common::{Lcg, Workspace};
 use serde_json::Value;
 
 const EVENTS: u64 = 1_000_000;
 const KEYS: u64 = 10_000;
-
-/// A small deterministic generator, seeded per run and printed, so a failure replays.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One event per ms of event time, keys spread at random, times up to 800 ms out of order,
 /// and one event in 500 from 20–50 s back: within the allowed lateness (an update) or
@@ -125,14 +108,6 @@ fn late_ids(ws: &Workspace, name: &str) -> BTreeSet<u64> {
         .collect()
 }
 
-fn source_offset(ws: &Workspace, state: &str) -> u64 {
-    std::fs::read_to_string(ws.path(&format!("{state}/source-in.json")))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v["offset"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn kill_9_three_times_changes_no_window_result() {
     let seed = std::time::SystemTime::now()
@@ -180,23 +155,7 @@ fn kill_9_three_times_changes_no_window_result() {
 
     pipeline(&ws, "killed");
     let mut rng = Lcg(seed ^ 0x9e37_79b9);
-    let mut kills = Vec::new();
-    for _ in 0..3 {
-        let from = source_offset(&ws, "state-killed");
-        // Somewhere between a tenth and nine tenths of what is left, then a random delay
-        // so the kill falls anywhere in a checkpoint's cycle.
-        let target = from + (size - from) * (10 + rng.below(80)) / 100;
-        let mut weir = ws.start();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while source_offset(&ws, "state-killed") < target {
-            assert!(Instant::now() < deadline, "no progress:\n{}", weir.log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(rng.below(300)));
-        weir.signal("KILL");
-        let _ = weir.finish(Duration::from_secs(10));
-        kills.push(source_offset(&ws, "state-killed"));
-    }
+    let kills = common::kill_three_times(&ws, "state-killed", "in", size, &mut rng);
     eprintln!("killed at source offsets {kills:?} of {size}");
     let done = ws.run(Duration::from_secs(300));
     assert_eq!(done.code, 0, "{}", done.stderr);

@@ -158,6 +158,29 @@ impl Replay {
     }
 }
 
+/// Whether a stage's checkpoint fits it: (format written, format read) and (workers that
+/// wrote it, workers now). Keys are split among workers by hash, so state only fits a stage
+/// with as many.
+///
+/// # Errors
+/// What does not fit, and what to do.
+pub fn check_snapshot(
+    (written, read): (u32, u32),
+    (wrote, now): (u32, usize),
+) -> Result<(), String> {
+    if written != read {
+        return Err(format!(
+            "checkpoint is of format {written}, this version reads {read}"
+        ));
+    }
+    if wrote as usize != now {
+        return Err(format!(
+            "checkpoint was written by {wrote} workers and the stage now has {now}: set parallelism = {wrote} again, or remove the state directory to start over"
+        ));
+    }
+    Ok(())
+}
+
 /// The event time of `event`: its `time_field` (ms since the epoch), else its own time.
 ///
 /// # Errors

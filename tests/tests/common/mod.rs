@@ -273,3 +273,59 @@ pub fn http_post(address: &str, path: &str, body: &[u8]) -> (u16, String, String
         body,
     )
 }
+
+/// A small deterministic generator, seeded per run and printed, so a failure replays.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The acknowledged byte offset of file source `source`, saved in the state directory
+/// `state`.
+pub fn file_source_offset(ws: &Workspace, state: &str, source: &str) -> u64 {
+    std::fs::read_to_string(ws.path(&format!("{state}/source-{source}.json")))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["offset"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Starts `weir run` three times and kills each with SIGKILL: once file source `source`
+/// (of a `size`-byte file) has acknowledged between a tenth and nine tenths of what was
+/// left, then after a random delay, so the kill falls anywhere in a checkpoint's cycle.
+/// Returns the acknowledged offset after each kill.
+pub fn kill_three_times(
+    ws: &Workspace,
+    state: &str,
+    source: &str,
+    size: u64,
+    rng: &mut Lcg,
+) -> Vec<u64> {
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        let from = file_source_offset(ws, state, source);
+        let target = from + (size - from) * (10 + rng.below(80)) / 100;
+        let mut weir = ws.start();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while file_source_offset(ws, state, source) < target {
+            assert!(Instant::now() < deadline, "no progress:\n{}", weir.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        weir.signal("KILL");
+        let _ = weir.finish(Duration::from_secs(10));
+        kills.push(file_source_offset(ws, state, source));
+    }
+    kills
+}

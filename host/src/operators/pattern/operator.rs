@@ -16,7 +16,9 @@ use super::matcher::PluginMatcher;
 use crate::config::PatternStageConfig;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::Event;
-use crate::operators::replay::{Refusals, Replay, SavedClocks, SavedPositions, event_time};
+use crate::operators::replay::{
+    Refusals, Replay, SavedClocks, SavedPositions, check_snapshot, event_time,
+};
 use crate::operators::window::{GroupKey, Scalar, SourceOrder};
 use crate::operators::{Operator, Processed, Stateful};
 use crate::plugins::{Progress, StateContext};
@@ -121,18 +123,10 @@ impl PatternOperator {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let snapshot: PatternSnapshot =
             postcard::from_bytes(bytes).map_err(|e| format!("checkpoint unreadable: {e}"))?;
-        if snapshot.version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "checkpoint is of format {}, this version reads {SNAPSHOT_VERSION}",
-                snapshot.version
-            ));
-        }
-        if snapshot.workers as usize != self.workers {
-            return Err(format!(
-                "checkpoint was written by {} workers and the stage now has {}: set parallelism = {} again, or remove the state directory to start over",
-                snapshot.workers, self.workers, snapshot.workers
-            ));
-        }
+        check_snapshot(
+            (snapshot.version, SNAPSHOT_VERSION),
+            (snapshot.workers, self.workers),
+        )?;
         if snapshot.plugin != self.plugin {
             return Err(format!(
                 "checkpoint holds the state of plugin {:?}, the stage now runs {:?}",

@@ -20,7 +20,9 @@ use crate::config::{EmitMode, WindowStageConfig};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::{Event, Origin};
 use crate::expr::Condition;
-use crate::operators::replay::{Refusals, Replay, SavedClocks, SavedPositions, event_time};
+use crate::operators::replay::{
+    Refusals, Replay, SavedClocks, SavedPositions, check_snapshot, event_time,
+};
 use crate::operators::{Operator, Processed, Stateful};
 
 /// Format of [`StageSnapshot`]; bumped when it changes shape.
@@ -179,18 +181,10 @@ impl WindowOperator {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let snapshot: StageSnapshot =
             postcard::from_bytes(bytes).map_err(|e| format!("checkpoint unreadable: {e}"))?;
-        if snapshot.version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "checkpoint is of format {}, this version reads {SNAPSHOT_VERSION}",
-                snapshot.version
-            ));
-        }
-        if snapshot.workers as usize != self.workers {
-            return Err(format!(
-                "checkpoint was written by {} workers and the stage now has {}: set parallelism = {} again, or remove the state directory to start over",
-                snapshot.workers, self.workers, snapshot.workers
-            ));
-        }
+        check_snapshot(
+            (snapshot.version, SNAPSHOT_VERSION),
+            (snapshot.workers, self.workers),
+        )?;
         if snapshot.aggregations != self.aggregations {
             return Err(format!(
                 "checkpoint holds the aggregations [{}] and the stage now computes [{}]: change them back, or remove the state directory to start over",
