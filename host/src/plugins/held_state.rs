@@ -27,37 +27,28 @@ pub trait HeldStateInstance: Sized {
     fn is_poisoned(&self) -> bool;
 }
 
-impl HeldStateInstance for AggregatorInstance {
-    fn start(
-        plugin: &LoadedPlugin,
-        limits: PluginLimits,
-        config: &str,
-    ) -> Result<(Self, Vec<u8>), CallError> {
-        let mut instance = Self::new(plugin, limits, config)?;
-        let empty = instance.create()?;
-        Ok((instance, empty))
-    }
+// Both kinds start the same way: instantiate, `init`, then ask for the empty state once.
+macro_rules! held_state_instance {
+    ($($kind:ty),+) => {$(
+        impl HeldStateInstance for $kind {
+            fn start(
+                plugin: &LoadedPlugin,
+                limits: PluginLimits,
+                config: &str,
+            ) -> Result<(Self, Vec<u8>), CallError> {
+                let mut instance = Self::new(plugin, limits, config)?;
+                let empty = instance.create()?;
+                Ok((instance, empty))
+            }
 
-    fn is_poisoned(&self) -> bool {
-        Self::is_poisoned(self)
-    }
+            fn is_poisoned(&self) -> bool {
+                Self::is_poisoned(self)
+            }
+        }
+    )+};
 }
 
-impl HeldStateInstance for PatternInstance {
-    fn start(
-        plugin: &LoadedPlugin,
-        limits: PluginLimits,
-        config: &str,
-    ) -> Result<(Self, Vec<u8>), CallError> {
-        let mut instance = Self::new(plugin, limits, config)?;
-        let empty = instance.create()?;
-        Ok((instance, empty))
-    }
-
-    fn is_poisoned(&self) -> bool {
-        Self::is_poisoned(self)
-    }
-}
+held_state_instance!(AggregatorInstance, PatternInstance);
 
 /// One running version.
 pub struct Version<I> {

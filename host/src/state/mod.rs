@@ -3,4 +3,4 @@
 
 mod checkpoint;
 
-pub use checkpoint::{Checkpoint, CheckpointStore};
+pub use checkpoint::CheckpointStore;
