@@ -33,7 +33,9 @@ use weir::event::Event;
 use weir::operators::window::{
     AggKind, AggSpec, PluginAggregation, PluginAggregations, Scalar, WindowEngine, WindowKind,
 };
-use weir::plugins::{PluginEngine, PluginLimits, PluginLoader, PluginRegistry};
+use weir::plugins::{
+    PluginEngine, PluginKind, PluginLimits, PluginLoader, PluginRegistry, PluginUser,
+};
 use weir::state::CheckpointStore;
 use weir_plugin_sdk::msgpack;
 
@@ -123,14 +125,13 @@ fn engine(aggs: Vec<AggSpec>) -> WindowEngine {
 /// The engine with the `stats` plugin as its one aggregation.
 fn wasm_engine(registry: &PluginRegistry) -> WindowEngine {
     let slot = Arc::clone(registry.slot("stats").expect("stats loaded"));
-    let stats = PluginAggregation::new(
+    let user = PluginUser::new(
         "bench",
-        slot,
+        PluginKind::Aggregator,
+        serde_json::json!({"field": "amount"}),
         PluginLimits::default(),
-        r#"{"field":"amount"}"#.into(),
-        Default::default(),
-    )
-    .expect("stats starts");
+    );
+    let stats = PluginAggregation::new(slot, user, Default::default()).expect("stats starts");
     let aggs = vec![AggSpec {
         name: "s".into(),
         kind: AggKind::Custom(0),

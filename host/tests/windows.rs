@@ -681,7 +681,9 @@ mod regressions {
 fn engine_with_stats(kind: WindowKind, lateness: i64) -> WindowEngine {
     use std::sync::Arc;
     use weir::operators::window::{PluginAggregation, PluginAggregations};
-    use weir::plugins::{PluginEngine, PluginLimits, PluginLoader, PluginRegistry};
+    use weir::plugins::{
+        PluginEngine, PluginKind, PluginLimits, PluginLoader, PluginRegistry, PluginUser,
+    };
     let plugin = PluginLoader::new(PluginEngine::new().expect("engine"), None)
         .load(&weir_e2e::plugin("stats"))
         .expect("stats loads");
@@ -689,10 +691,13 @@ fn engine_with_stats(kind: WindowKind, lateness: i64) -> WindowEngine {
     let registry = PluginRegistry::new([(&name, &Arc::new(plugin))]);
     let slot = Arc::clone(registry.slot("stats").expect("slot"));
     let stats = PluginAggregation::new(
-        "test",
         slot,
-        PluginLimits::default(),
-        r#"{"field":"v"}"#.into(),
+        PluginUser::new(
+            "test",
+            PluginKind::Aggregator,
+            serde_json::json!({"field": "v"}),
+            PluginLimits::default(),
+        ),
         Default::default(),
     )
     .expect("stats starts");

@@ -483,3 +483,133 @@ envelope = true
     assert_eq!((culprits[2].0, culprits[2].1.as_str()), (250, "trap"));
     assert!(culprits[2].2.contains("trap"), "{}", culprits[2].2);
 }
+
+/// Writes `text` to `to` the way deploy tools do: a temp file renamed over it.
+fn write_over(to: &Path, text: &str) {
+    let tmp = to.with_file_name(format!(
+        ".{}.tmp",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    ));
+    std::fs::write(&tmp, text).expect("write temp");
+    std::fs::rename(&tmp, to).expect("mv");
+}
+
+#[test]
+fn an_edited_defaults_file_reaches_running_stages_and_a_bad_one_never_serves() {
+    let (ws, target) = stamp_workspace();
+    let defaults = target.with_file_name("stamp.toml");
+    write_over(&defaults, "[config]\nlabel = \"one\"\n");
+    ws.pipeline(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+admin_token = "s3cret"
+[plugins]
+dir = "plugins"
+[flow]
+batch_size = 16
+[sources.gen]
+type = "generator"
+rate = 2000.0
+template = { seq = "{{seq}}" }
+[stages.stamp]
+type = "handler"
+plugin = "stamp"
+inputs = ["gen"]
+[stages.own]
+type = "handler"
+plugin = "stamp"
+config = { label = "own" }
+inputs = ["gen"]
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["stamp"]
+[sinks.own_out]
+type = "file"
+path = "own.jsonl"
+inputs = ["own"]
+"#,
+    );
+    let mut running: Running = ws.start();
+    let address = running.address();
+    running.wait_for("pipeline running", Duration::from_secs(30));
+    let last_label = |ws: &Workspace| -> Option<String> {
+        let lines = ws.lines("out.jsonl");
+        lines
+            .last()
+            .map(|l| l["label"].as_str().unwrap_or("(none)").to_owned())
+    };
+    wait_until("first outputs", Duration::from_secs(10), || {
+        last_label(&ws).as_deref() == Some("one")
+    });
+
+    // A file that does not parse, and one whose config `init` refuses, never serve.
+    let bad = [
+        ("[config\nlabel = \"x\"\n", "stamp.toml:1"),
+        ("[config]\nlabel = 7\n", "init for stage"),
+    ];
+    for (n, (text, why)) in bad.iter().enumerate() {
+        write_over(&defaults, text);
+        wait_until(&format!("{why} rejected"), Duration::from_secs(20), || {
+            plugin_status(&address, "s3cret", "stamp")["failed_reloads"].as_u64()
+                == Some(n as u64 + 1)
+        });
+        let status = plugin_status(&address, "s3cret", "stamp");
+        assert_eq!(status["state"], "failed", "{status}");
+        assert_eq!(status["reloads"], 0, "{status}");
+        let error = status["last_error"].as_str().unwrap();
+        assert!(error.contains(why), "{why}: {error}");
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(last_label(&ws).as_deref(), Some("one"), "{why} served");
+    }
+
+    write_over(&defaults, "[config]\nlabel = \"two\"\n");
+    wait_until("new defaults serving", Duration::from_secs(20), || {
+        last_label(&ws).as_deref() == Some("two")
+    });
+    let status = plugin_status(&address, "s3cret", "stamp");
+    assert_eq!(status["state"], "serving", "{status}");
+    assert_eq!(status["reloads"], 1, "{status}");
+
+    // Without the file, the stage runs on its own config alone.
+    std::fs::remove_file(&defaults).unwrap();
+    wait_until("defaults gone", Duration::from_secs(20), || {
+        last_label(&ws).as_deref() == Some("(none)")
+    });
+    running.signal("TERM");
+    let done = running.finish(Duration::from_secs(30));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+
+    // Every event once, and the labels move only forward: one, two, none.
+    let lines = ws.lines("out.jsonl");
+    let all = seqs(&lines, "/seq");
+    let total = all.len() as u64;
+    assert_eq!(
+        all.iter().copied().collect::<HashSet<_>>().len() as u64,
+        total,
+        "no event doubled"
+    );
+    assert_eq!(all.iter().max().copied(), Some(total - 1), "no event lost");
+    let mut labelled: Vec<(u64, usize)> = lines
+        .iter()
+        .map(|l| {
+            let phase = match l["label"].as_str() {
+                Some("one") => 0,
+                Some("two") => 1,
+                None => 2,
+                Some(other) => panic!("label {other:?} served"),
+            };
+            (l["seq"].as_u64().unwrap(), phase)
+        })
+        .collect();
+    labelled.sort();
+    assert!(
+        labelled.windows(2).all(|p| p[0].1 <= p[1].1),
+        "labels went back"
+    );
+    // A stage's own key wins over the file, through every change.
+    let own = ws.lines("own.jsonl");
+    assert!(own.len() as u64 >= total / 2, "{} own outputs", own.len());
+    assert!(own.iter().all(|l| l["label"] == "own"));
+}

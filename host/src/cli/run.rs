@@ -30,8 +30,9 @@ pub(super) struct ValidateArgs {
     file: PathBuf,
 }
 
-/// Loads and validates a pipeline file, loading the plugins its stages name.
-fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, PluginDirectory), u8> {
+/// Loads and validates a pipeline file, loading the plugins its stages name and their
+/// `NAME.toml` defaults.
+fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, PluginDirectory, PluginRegistry), u8> {
     let loaded = load_pipeline(file).map_err(|e| {
         eprintln!("{e}");
         EXIT_UNUSABLE
@@ -48,19 +49,16 @@ fn prepare(file: &std::path::Path) -> Result<(LoadedConfig, PluginDirectory), u8
         eprintln!("{e}");
         EXIT_UNUSABLE
     })?;
-    let mut loaded = loaded;
-    directory
-        .apply_defaults(&mut loaded.config)
-        .map_err(|errors| {
-            errors.iter().for_each(|e| eprintln!("{e}"));
-            EXIT_UNUSABLE
-        })?;
-    Ok((loaded, directory))
+    let registry = directory.registry().map_err(|errors| {
+        errors.iter().for_each(|e| eprintln!("{e}"));
+        EXIT_UNUSABLE
+    })?;
+    Ok((loaded, directory, registry))
 }
 
 pub(super) fn validate(args: &ValidateArgs) -> u8 {
     match prepare(&args.file) {
-        Ok((loaded, _)) => {
+        Ok((loaded, _, _)) => {
             let c = &loaded.config;
             println!(
                 "{}: ok ({} sources, {} stages, {} sinks)",
@@ -76,7 +74,7 @@ pub(super) fn validate(args: &ValidateArgs) -> u8 {
 }
 
 pub(super) fn run(args: &RunArgs) -> u8 {
-    let (loaded, directory) = match prepare(&args.file) {
+    let (loaded, directory, registry) = match prepare(&args.file) {
         Ok(prepared) => prepared,
         Err(code) => return code,
     };
@@ -87,13 +85,12 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(serve(loaded, directory))
+    runtime.block_on(serve(loaded, directory, registry))
 }
 
-async fn serve(loaded: LoadedConfig, directory: PluginDirectory) -> u8 {
+async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: PluginRegistry) -> u8 {
     let config = &loaded.config;
     let metrics = Arc::new(Metrics::new());
-    let registry = PluginRegistry::new(directory.loaded());
     let reloader = Arc::new(Reloader::new(
         config.plugins.dir.clone(),
         Arc::clone(directory.loader()),

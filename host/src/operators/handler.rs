@@ -13,7 +13,7 @@ use crate::config::{BreakerConfig, QuarantinePolicy};
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::Event;
 use crate::metrics::PluginMetrics;
-use crate::plugins::{CallError, PluginLimits, PluginSlot, SupervisedHandler};
+use crate::plugins::{CallError, PluginSlot, PluginUser, Release, SupervisedHandler};
 
 /// A stage running a handler plugin.
 pub struct HandlerOperator {
@@ -21,8 +21,7 @@ pub struct HandlerOperator {
     plugin_label: String,
     slot: Arc<PluginSlot>,
     generation: u64,
-    limits: PluginLimits,
-    config: String,
+    user: PluginUser,
     handler: SupervisedHandler,
     metrics: PluginMetrics,
     breaker: Breaker,
@@ -31,30 +30,27 @@ pub struct HandlerOperator {
 }
 
 impl HandlerOperator {
-    /// Starts an instance of the version serving in `slot` with `config` (JSON) for stage
-    /// `stage`.
+    /// Starts an instance of the release serving in `slot` for `user` (its stage, config
+    /// and limits).
     ///
     /// # Errors
     /// The [`CallError`] of instantiation or `init` (e.g. the plugin rejects its config).
     pub fn new(
-        stage: &str,
         slot: Arc<PluginSlot>,
-        limits: PluginLimits,
-        config: String,
+        user: PluginUser,
         metrics: PluginMetrics,
         breaker: &BreakerConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, CallError> {
-        let (generation, plugin) = slot.current();
-        let plugin_label = format!("{}@{}", plugin.name(), plugin.version());
+        let (generation, release) = slot.current();
+        let plugin_label = format!("{}@{}", release.plugin.name(), release.plugin.version());
         Ok(Self {
-            stage: stage.to_owned(),
+            stage: user.stage.clone(),
             plugin_label,
-            handler: SupervisedHandler::new(plugin, limits, config.clone())?,
+            handler: supervised(&user, release)?,
             slot,
             generation,
-            limits,
-            config,
+            user,
             metrics,
             breaker: Breaker::new(breaker),
             policy: breaker.policy,
@@ -67,12 +63,12 @@ impl HandlerOperator {
         if self.slot.generation() == self.generation {
             return;
         }
-        let (generation, plugin) = self.slot.current();
+        let (generation, release) = self.slot.current();
         self.generation = generation;
-        let label = format!("{}@{}", plugin.name(), plugin.version());
-        // The reloader ran `init` with this config already; failing here is unlikely, and
-        // then the old version keeps serving this worker.
-        match SupervisedHandler::new(plugin, self.limits, self.config.clone()) {
+        let label = format!("{}@{}", release.plugin.name(), release.plugin.version());
+        // The reloader ran `init` with these settings already; failing here is unlikely,
+        // and then the old release keeps serving this worker.
+        match supervised(&self.user, release) {
             Ok(handler) => {
                 self.handler = handler;
                 if self.breaker.is_quarantined() {
@@ -88,6 +84,12 @@ impl HandlerOperator {
             }
         }
     }
+}
+
+/// A supervised instance of `release` with the settings it gives `user`.
+fn supervised(user: &PluginUser, release: Release) -> Result<SupervisedHandler, CallError> {
+    let settings = user.settings(release.defaults.as_deref());
+    SupervisedHandler::new(release.plugin, settings.limits, settings.config)
 }
 
 impl Operator for HandlerOperator {

@@ -361,38 +361,24 @@ pub async fn start(
 pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>> {
     let mut users: HashMap<String, Vec<PluginUser>> = HashMap::new();
     for (name, stage) in &config.stages {
-        if let StageConfig::Pattern(p) = stage {
-            users
+        match stage {
+            StageConfig::Handler(h) => users
+                .entry(h.plugin.clone())
+                .or_default()
+                .push(handler_user(config, name, h)),
+            StageConfig::Pattern(p) => users
                 .entry(p.pattern.plugin.clone())
                 .or_default()
-                .push(PluginUser {
-                    stage: name.clone(),
-                    kind: PluginKind::Pattern,
-                    config: serde_json::to_string(&p.pattern.config)
-                        .unwrap_or_else(|_| "{}".into()),
-                    limits: plugin_limits(config),
-                });
-        }
-        if let StageConfig::Window(w) = stage {
-            for custom in &w.aggregations.1 {
-                users
-                    .entry(custom.plugin.clone())
-                    .or_default()
-                    .push(PluginUser {
-                        stage: name.clone(),
-                        kind: PluginKind::Aggregator,
-                        config: custom.config.to_string(),
-                        limits: plugin_limits(config),
-                    });
+                .push(pattern_user(config, name, p)),
+            StageConfig::Window(w) => {
+                for custom in &w.aggregations.1 {
+                    users
+                        .entry(custom.plugin.clone())
+                        .or_default()
+                        .push(aggregation_user(config, name, custom));
+                }
             }
-        }
-        if let StageConfig::Handler(h) = stage {
-            users.entry(h.plugin.clone()).or_default().push(PluginUser {
-                stage: name.clone(),
-                kind: PluginKind::Handler,
-                config: serde_json::to_string(&h.config).unwrap_or_else(|_| "{}".into()),
-                limits: limits(config, h),
-            });
+            _ => {}
         }
     }
     users
@@ -407,14 +393,33 @@ fn plugin_limits(config: &PipelineConfig) -> PluginLimits {
     }
 }
 
-/// A stage's limits: its own, else its plugin's `NAME.toml` (merged in at load), else
-/// `[plugins]`.
-fn limits(config: &PipelineConfig, stage: &HandlerStageConfig) -> PluginLimits {
-    PluginLimits {
-        call_timeout: stage.timeout.unwrap_or(config.plugins.timeout).0,
-        memory_bytes: (stage.memory_mb.unwrap_or(config.plugins.memory_mb) as usize) << 20,
-        ..PluginLimits::default()
-    }
+/// A handler stage's use of its plugin: its own config and limits over `[plugins]`.
+fn handler_user(config: &PipelineConfig, name: &str, stage: &HandlerStageConfig) -> PluginUser {
+    let own = serde_json::to_value(&stage.config).unwrap_or_default();
+    let mut user = PluginUser::new(name, PluginKind::Handler, own, plugin_limits(config));
+    user.timeout = stage.timeout.map(|t| t.0);
+    user.memory_mb = stage.memory_mb;
+    user
+}
+
+/// A pattern stage's use of its plugin.
+fn pattern_user(
+    config: &PipelineConfig,
+    name: &str,
+    stage: &crate::config::PatternStageConfig,
+) -> PluginUser {
+    let own = serde_json::to_value(&stage.pattern.config).unwrap_or_default();
+    PluginUser::new(name, PluginKind::Pattern, own, plugin_limits(config))
+}
+
+/// A window stage's use of an aggregator plugin.
+fn aggregation_user(
+    config: &PipelineConfig,
+    name: &str,
+    custom: &crate::config::PluginAggConfig,
+) -> PluginUser {
+    let own = custom.config.clone();
+    PluginUser::new(name, PluginKind::Aggregator, own, plugin_limits(config))
 }
 
 /// For each source (by index), whether its events reach `stage` in order: over exactly
@@ -551,19 +556,17 @@ impl Build<'_> {
             .slot(&p.pattern.plugin)
             .cloned()
             .ok_or_else(|| error(format!("plugin {:?} is not loaded", p.pattern.plugin)))?;
-        let config = serde_json::to_string(&p.pattern.config).map_err(|e| error(e.to_string()))?;
+        let user = pattern_user(self.config, self.name, p);
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
         for (worker, snapshot) in self.saved_states(n)?.into_iter().enumerate() {
-            let (stage, slot, config) = (self.name.to_owned(), Arc::clone(&slot), config.clone());
-            let limits = plugin_limits(self.config);
+            let (slot, user) = (Arc::clone(&slot), user.clone());
             let upgrade = p.pattern.state_upgrade.into();
             // `init` runs plugin code: off the runtime threads.
-            let matcher = tokio::task::spawn_blocking(move || {
-                PluginMatcher::new(&stage, slot, limits, config, upgrade)
-            })
-            .await
-            .map_err(|e| error(e.to_string()))?
-            .map_err(|e| error(e.to_string()))?;
+            let matcher =
+                tokio::task::spawn_blocking(move || PluginMatcher::new(slot, user, upgrade))
+                    .await
+                    .map_err(|e| error(e.to_string()))?
+                    .map_err(|e| error(e.to_string()))?;
             let operator = PatternOperator::new(
                 self.name,
                 p,
@@ -601,17 +604,14 @@ impl Build<'_> {
                 .slot(&custom.plugin)
                 .cloned()
                 .ok_or_else(|| error("not loaded".into()))?;
-            let stage = self.name.to_owned();
-            let config = custom.config.to_string();
-            let limits = plugin_limits(self.config);
+            let user = aggregation_user(self.config, self.name, custom);
             let upgrade = custom.state_upgrade;
             // `init` runs plugin code: off the runtime threads.
-            let aggregation = tokio::task::spawn_blocking(move || {
-                PluginAggregation::new(&stage, slot, limits, config, upgrade)
-            })
-            .await
-            .map_err(|e| error(e.to_string()))?
-            .map_err(|e| error(e.to_string()))?;
+            let aggregation =
+                tokio::task::spawn_blocking(move || PluginAggregation::new(slot, user, upgrade))
+                    .await
+                    .map_err(|e| error(e.to_string()))?
+                    .map_err(|e| error(e.to_string()))?;
             all.push(aggregation);
         }
         Ok(Some(Box::new(PluginAggregations(all))))
@@ -676,26 +676,16 @@ async fn operators(
                 .slot(&h.plugin)
                 .cloned()
                 .ok_or_else(|| error(format!("plugin {:?} is not loaded", h.plugin)))?;
-            let json = serde_json::to_string(&h.config).map_err(|e| error(e.to_string()))?;
-            let limits = limits(config, h);
+            let user = handler_user(config, name, h);
             for _ in 0..n {
                 let plugin = Arc::clone(&slot);
-                let json = json.clone();
+                let user = user.clone();
                 let plugin_metrics = metrics.plugin(name, &h.plugin);
-                let stage = name.to_owned();
                 let breaker = h.breaker.clone();
                 let shutdown = shutdown.clone();
                 // Instantiation and `init` run plugin code: keep them off the runtime threads.
                 let operator = tokio::task::spawn_blocking(move || {
-                    HandlerOperator::new(
-                        &stage,
-                        plugin,
-                        limits,
-                        json,
-                        plugin_metrics,
-                        &breaker,
-                        shutdown,
-                    )
+                    HandlerOperator::new(plugin, user, plugin_metrics, &breaker, shutdown)
                 })
                 .await
                 .map_err(|e| error(e.to_string()))?

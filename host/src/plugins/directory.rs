@@ -1,37 +1,16 @@
-//! The plugin directory: `NAME.wasm` is plugin `NAME`. Plugins are loaded (through the
-//! compile cache) when a pipeline first names them.
+//! The plugin directory: `NAME.wasm` is plugin `NAME`, with its defaults in an optional
+//! `NAME.toml`. Plugins are loaded (through the compile cache) when a pipeline first names
+//! them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::kind::PluginKind;
 use super::loader::{LoadedPlugin, PluginLoader};
-use crate::config::{Duration, PipelineConfig, PluginCatalog, StageConfig};
-
-/// `NAME.toml` beside `NAME.wasm`: defaults for every stage using the plugin.
-///
-/// ```toml
-/// timeout = "50ms"
-/// memory_mb = 64
-/// [config]
-/// field = "amount"
-/// ```
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginDefaults {
-    /// Config keys a stage's own `config` may override.
-    #[serde(default)]
-    pub config: toml::Table,
-    /// CPU time per call, unless the stage sets one.
-    #[serde(default)]
-    pub timeout: Option<Duration>,
-    /// Memory cap in MiB, unless the stage sets one.
-    #[serde(default)]
-    pub memory_mb: Option<u64>,
-}
+use super::registry::{PluginRegistry, Release};
+use super::settings::PluginDefaults;
+use crate::config::PluginCatalog;
 
 /// Plugins of one directory, loaded on demand and kept.
 pub struct PluginDirectory {
@@ -104,54 +83,29 @@ impl PluginDirectory {
         &self.loader
     }
 
-    /// The defaults of plugin `name` from `NAME.toml`, if the file is there.
-    ///
-    /// # Errors
-    /// `FILE:LINE: message` when the file cannot be read or is not valid.
-    pub fn defaults(&self, name: &str) -> Result<Option<PluginDefaults>, String> {
-        let path = self.dir.join(format!("{name}.toml"));
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        toml::from_str(&text).map(Some).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(line) => format!("{}:{line}: {}", path.display(), e.message().trim()),
-                None => format!("{}: {}", path.display(), e.message().trim()),
-            }
-        })
-    }
-
-    /// Fills each handler stage from its plugin's `NAME.toml`: config keys the stage does
-    /// not set, and limits it does not set.
+    /// A registry serving every plugin loaded so far, each with its `NAME.toml`.
     ///
     /// # Errors
     /// Every `NAME.toml` that cannot be read, one line each.
-    pub fn apply_defaults(&self, config: &mut PipelineConfig) -> Result<(), Vec<String>> {
+    pub fn registry(&self) -> Result<PluginRegistry, Vec<String>> {
+        let mut releases = Vec::with_capacity(self.loaded.len());
         let mut errors = Vec::new();
-        for stage in config.stages.values_mut() {
-            let StageConfig::Handler(h) = stage else {
-                continue;
-            };
-            match self.defaults(&h.plugin) {
-                Ok(None) => {}
-                Ok(Some(defaults)) => {
-                    for (key, value) in defaults.config {
-                        h.config.entry(key).or_insert(value);
-                    }
-                    h.timeout = h.timeout.or(defaults.timeout);
-                    h.memory_mb = h.memory_mb.or(defaults.memory_mb);
-                }
+        for (name, plugin) in &self.loaded {
+            match PluginDefaults::read(&self.dir, name) {
+                Ok(defaults) => releases.push((
+                    name.clone(),
+                    Release {
+                        plugin: Arc::clone(plugin),
+                        defaults: defaults.map(Arc::new),
+                    },
+                )),
                 Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
-            Ok(())
+            Ok(PluginRegistry::from_releases(releases))
         } else {
+            errors.sort();
             Err(errors)
         }
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::error::{CallError, CallErrorKind, ErrorCode};
 use super::limits::PluginLimits;
 use super::loader::LoadedPlugin;
-use super::registry::PluginSlot;
+use super::registry::{PluginSlot, Release};
+use super::settings::{PluginSettings, PluginUser};
 use super::{AggregatorInstance, PatternInstance};
 use crate::config::StateUpgrade;
 
@@ -53,6 +54,7 @@ held_state_instance!(AggregatorInstance, PatternInstance);
 /// One running version.
 pub struct Version<I> {
     plugin: Arc<LoadedPlugin>,
+    settings: PluginSettings,
     /// The instance.
     pub instance: I,
     /// Its empty state.
@@ -62,15 +64,12 @@ pub struct Version<I> {
 }
 
 impl<I: HeldStateInstance> Version<I> {
-    fn start(
-        plugin: Arc<LoadedPlugin>,
-        limits: PluginLimits,
-        config: &str,
-    ) -> Result<Self, CallError> {
-        let (instance, empty) = I::start(&plugin, limits, config)?;
+    fn start(plugin: Arc<LoadedPlugin>, settings: PluginSettings) -> Result<Self, CallError> {
+        let (instance, empty) = I::start(&plugin, settings.limits, &settings.config)?;
         Ok(Self {
             label: format!("{}@{}", plugin.name(), plugin.version()),
             plugin,
+            settings,
             instance,
             empty,
         })
@@ -89,8 +88,7 @@ pub struct HeldStatePlugin<I> {
     slot: Arc<PluginSlot>,
     /// The slot's generation last taken (or refused).
     generation: u64,
-    limits: PluginLimits,
-    config: String,
+    user: PluginUser,
     /// What to do when a new version cannot read the state.
     pub upgrade: StateUpgrade,
     /// The serving version.
@@ -99,25 +97,22 @@ pub struct HeldStatePlugin<I> {
 }
 
 impl<I: HeldStateInstance> HeldStatePlugin<I> {
-    /// Starts the version serving in `slot` with `config` (JSON).
+    /// Starts the release serving in `slot` for `user`.
     ///
     /// # Errors
     /// The plugin's [`CallError`]: another world, a fault, or a rejected config.
     pub fn new(
-        stage: &str,
         slot: Arc<PluginSlot>,
-        limits: PluginLimits,
-        config: String,
+        user: PluginUser,
         upgrade: StateUpgrade,
     ) -> Result<Self, CallError> {
-        let (generation, plugin) = slot.current();
-        let current = Version::start(plugin, limits, &config)?;
+        let (generation, release) = slot.current();
+        let current = Self::start(&user, release)?;
         Ok(Self {
-            stage: stage.to_owned(),
+            stage: user.stage.clone(),
             slot,
             generation,
-            limits,
-            config,
+            user,
             upgrade,
             current,
             previous: None,
@@ -128,10 +123,10 @@ impl<I: HeldStateInstance> HeldStatePlugin<I> {
     /// one if a fault spoiled it.
     pub fn ready(&mut self) {
         if self.slot.generation() != self.generation {
-            let (generation, plugin) = self.slot.current();
+            let (generation, release) = self.slot.current();
             // Taken or refused, this generation is not tried again.
             self.generation = generation;
-            match Version::start(plugin, self.limits, &self.config) {
+            match Self::start(&self.user, release) {
                 Ok(version) => {
                     tracing::info!(stage = %self.stage, plugin = %version.label, "switched to the new plugin version; the state it holds carries over");
                     self.previous = Some(std::mem::replace(&mut self.current, version));
@@ -143,13 +138,18 @@ impl<I: HeldStateInstance> HeldStatePlugin<I> {
         }
         if self.current.instance.is_poisoned() {
             let plugin = Arc::clone(&self.current.plugin);
-            match Version::start(plugin, self.limits, &self.config) {
+            match Version::start(plugin, self.current.settings.clone()) {
                 Ok(version) => self.current = version,
                 Err(error) => {
                     tracing::error!(stage = %self.stage, plugin = %self.current.label, error = %error, "the plugin instance could not be replaced");
                 }
             }
         }
+    }
+
+    fn start(user: &PluginUser, release: Release) -> Result<Version<I>, CallError> {
+        let settings = user.settings(release.defaults.as_deref());
+        Version::start(release.plugin, settings)
     }
 
     /// Replaces empty (never folded) states with the serving version's empty state.

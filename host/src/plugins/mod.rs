@@ -37,12 +37,13 @@ mod loader;
 mod pattern;
 mod registry;
 mod reload;
+mod settings;
 mod state;
 mod supervisor;
 
 pub use aggregator::{AggregatorInstance, Folded};
 pub use cache::{CacheOutcome, CompileCache};
-pub use directory::{PluginDefaults, PluginDirectory};
+pub use directory::PluginDirectory;
 pub use engine::{EPOCH_TICK, EngineError, PluginEngine};
 pub use error::{CallError, CallErrorKind, ErrorCode, Fault, LoadError, ReportedError};
 pub use handler::{EventFailure, HandlerInstance, HandlerOutput};
@@ -54,7 +55,8 @@ pub use limits::{
 };
 pub use loader::{LoadedPlugin, PluginLoader};
 pub use pattern::{Match, PatternInstance, Progress, StateContext};
-pub use registry::{PluginHealth, PluginRegistry, PluginSlot, PluginStatus};
-pub use reload::{PluginUser, RELOAD_DEBOUNCE, ReloadOutcome, Reloader, watch};
+pub use registry::{PluginHealth, PluginRegistry, PluginSlot, PluginStatus, Release};
+pub use reload::{RELOAD_DEBOUNCE, ReloadOutcome, Reloader, watch};
+pub use settings::{PluginDefaults, PluginSettings, PluginUser};
 pub use state::{LOG_RECORDS_PER_SECOND, MAX_COUNTERS_PER_PLUGIN};
 pub use supervisor::{MAX_CONSECUTIVE_FAULTS, SupervisedHandler};

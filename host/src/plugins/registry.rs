@@ -11,6 +11,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use super::loader::LoadedPlugin;
+use super::settings::PluginDefaults;
+
+/// What serves: a version of the plugin, and the defaults of its `NAME.toml`.
+#[derive(Clone)]
+pub struct Release {
+    /// The version.
+    pub plugin: Arc<LoadedPlugin>,
+    /// Its `NAME.toml`, if there is one.
+    pub defaults: Option<Arc<PluginDefaults>>,
+}
 
 /// How a plugin stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,15 +59,16 @@ pub struct PluginStatus {
     pub quarantined_in: Vec<String>,
 }
 
-/// The serving version of one plugin.
+/// The serving release of one plugin.
 pub struct PluginSlot {
-    current: RwLock<Arc<LoadedPlugin>>,
+    current: RwLock<Release>,
     generation: AtomicU64,
     status: Mutex<PluginStatus>,
 }
 
 impl PluginSlot {
-    fn new(plugin: Arc<LoadedPlugin>) -> Self {
+    fn new(release: Release) -> Self {
+        let plugin = &release.plugin;
         let status = PluginStatus {
             name: plugin.name().to_owned(),
             kind: plugin.kind().to_string(),
@@ -71,29 +82,30 @@ impl PluginSlot {
             quarantined_in: Vec::new(),
         };
         Self {
-            current: RwLock::new(plugin),
+            current: RwLock::new(release),
             generation: AtomicU64::new(0),
             status: Mutex::new(status),
         }
     }
 
-    /// Bumped by every successful reload.
+    /// Bumped by every successful reload (of the file or of its `NAME.toml`).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The serving version and its generation.
-    pub fn current(&self) -> (u64, Arc<LoadedPlugin>) {
+    /// The serving release and its generation.
+    pub fn current(&self) -> (u64, Release) {
         let guard = match self.current.read() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        (self.generation(), Arc::clone(&guard))
+        (self.generation(), guard.clone())
     }
 
-    /// Makes `plugin` the serving version.
-    pub fn publish(&self, plugin: Arc<LoadedPlugin>) {
+    /// Makes `release` serve.
+    pub fn publish(&self, release: Release) {
         {
+            let plugin = &release.plugin;
             let mut status = self.status();
             status.version = plugin.version().to_owned();
             status.sha256 = plugin.digest().to_owned();
@@ -106,7 +118,7 @@ impl PluginSlot {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *current = plugin;
+        *current = release;
         // Bumped while the new version is in place, so a reader seeing the new generation
         // also sees the new version.
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -153,12 +165,23 @@ pub struct PluginRegistry {
 }
 
 impl PluginRegistry {
-    /// A registry serving `plugins`.
+    /// A registry serving `plugins`, none with a `NAME.toml`.
     pub fn new<'a>(plugins: impl IntoIterator<Item = (&'a String, &'a Arc<LoadedPlugin>)>) -> Self {
+        Self::from_releases(plugins.into_iter().map(|(name, plugin)| {
+            let release = Release {
+                plugin: Arc::clone(plugin),
+                defaults: None,
+            };
+            (name.clone(), release)
+        }))
+    }
+
+    /// A registry serving `releases`, by plugin name.
+    pub fn from_releases(releases: impl IntoIterator<Item = (String, Release)>) -> Self {
         Self {
-            slots: plugins
+            slots: releases
                 .into_iter()
-                .map(|(name, plugin)| (name.clone(), Arc::new(PluginSlot::new(Arc::clone(plugin)))))
+                .map(|(name, release)| (name, Arc::new(PluginSlot::new(release))))
                 .collect(),
         }
     }

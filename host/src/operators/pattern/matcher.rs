@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::StateUpgrade;
 use crate::event::Event;
 use crate::plugins::{
-    CallError, HeldStatePlugin, PatternInstance, PluginLimits, PluginSlot, Progress, StateContext,
+    CallError, HeldStatePlugin, PatternInstance, PluginSlot, PluginUser, Progress, StateContext,
     unreadable_state,
 };
 
@@ -15,18 +15,16 @@ use crate::plugins::{
 pub struct PluginMatcher(HeldStatePlugin<PatternInstance>);
 
 impl PluginMatcher {
-    /// Starts the version serving in `slot` with `config` (JSON).
+    /// Starts the release serving in `slot` for `user` (its stage, config and limits).
     ///
     /// # Errors
     /// The plugin's [`CallError`]: not a pattern, a fault, or a rejected config.
     pub fn new(
-        stage: &str,
         slot: Arc<PluginSlot>,
-        limits: PluginLimits,
-        config: String,
+        user: PluginUser,
         upgrade: StateUpgrade,
     ) -> Result<Self, CallError> {
-        HeldStatePlugin::new(stage, slot, limits, config, upgrade).map(Self)
+        HeldStatePlugin::new(slot, user, upgrade).map(Self)
     }
 
     /// The serving version's `plugin@version`.

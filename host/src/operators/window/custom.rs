@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::StateUpgrade;
 use crate::event::Event;
 use crate::plugins::{
-    AggregatorInstance, CallError, HeldStatePlugin, PluginLimits, PluginSlot, unreadable_state,
+    AggregatorInstance, CallError, HeldStatePlugin, PluginSlot, PluginUser, unreadable_state,
 };
 
 /// The custom aggregations of one window stage worker, by their number.
@@ -40,19 +40,17 @@ pub trait CustomAggregations: Send {
 pub struct PluginAggregation(HeldStatePlugin<AggregatorInstance>);
 
 impl PluginAggregation {
-    /// Starts the version serving in `slot` with `config` (JSON); `upgrade` says what to
+    /// Starts the release serving in `slot` for `user` (its stage, config and limits); `upgrade` says what to
     /// do when a later version cannot read this one's accumulators.
     ///
     /// # Errors
     /// The plugin's [`CallError`]: not an aggregator, a fault, or a rejected config.
     pub fn new(
-        stage: &str,
         slot: Arc<PluginSlot>,
-        limits: PluginLimits,
-        config: String,
+        user: PluginUser,
         upgrade: StateUpgrade,
     ) -> Result<Self, CallError> {
-        HeldStatePlugin::new(stage, slot, limits, config, upgrade).map(Self)
+        HeldStatePlugin::new(slot, user, upgrade).map(Self)
     }
 
     /// The new version cannot read the state: goes back to the previous version, or
