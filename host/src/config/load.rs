@@ -197,9 +197,14 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let mut best = None;
     let mut item = doc.as_item();
     for segment in key.split('.') {
+        // `steps[2]`: the third element of an array (of tables).
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
         let found = match item {
-            Item::Table(t) => t.get_key_value(segment),
-            Item::Value(Value::InlineTable(t)) => t.get_key_value(segment),
+            Item::Table(t) => t.get_key_value(name),
+            Item::Value(Value::InlineTable(t)) => t.get_key_value(name),
             _ => None,
         };
         let Some((found_key, found)) = found else {
@@ -209,8 +214,32 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
             best = Some(line_at(text, span.start));
         }
         item = found;
+        if let Some(index) = index {
+            match item {
+                Item::ArrayOfTables(tables) => {
+                    let Some(table) = tables.get(index) else {
+                        break;
+                    };
+                    if let Some(span) = table.span() {
+                        best = Some(line_at(text, span.start));
+                    }
+                    // Keys inside are looked up in this table from here on.
+                    return line_in_table(text, table, key, segment).or(best);
+                }
+                _ => break,
+            }
+        }
     }
     best
+}
+
+/// The line of the rest of `key` (after `segment`) inside an element of an array of tables.
+fn line_in_table(text: &str, table: &toml_edit::Table, key: &str, segment: &str) -> Option<usize> {
+    let rest = key.split_once(segment)?.1.strip_prefix('.')?;
+    let (name, _) = rest.split_once(['.', '[']).unwrap_or((rest, ""));
+    let (found_key, found) = table.get_key_value(name)?;
+    let span = found_key.span().or_else(|| found.span())?;
+    Some(line_at(text, span.start))
 }
 
 /// The dotted key path at `offset`: the last `[header]` at or before it, and the key

@@ -38,7 +38,10 @@ pub use nats::{
     DeliverFrom, FetchSettings, JetStreamSinkConfig, JetStreamSourceConfig, NatsAuth,
     NatsSinkConfig, NatsSourceConfig, Retention, Storage, StreamSettings,
 };
-pub use pattern::{PatternMatcher, PatternStageConfig, StateUpgradeName};
+pub use pattern::{
+    LoopContiguity, PartConfig, PatternMatcher, PatternStageConfig, StateUpgradeName, StepConfig,
+    StepRelation, Times,
+};
 pub use validate::{LATE_PORT, MAX_PARALLELISM, PluginCatalog, UNMATCHED_ROUTE};
 pub use window::{
     Aggregations, EmitMode, LatePolicy, PluginAggConfig, StateUpgrade, WindowShape,

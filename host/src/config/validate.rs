@@ -145,6 +145,9 @@ fn outputs(c: &PipelineConfig) -> BTreeSet<String> {
                 if p.late == LatePolicy::Output {
                     names.insert(format!("{name}.{LATE_PORT}"));
                 }
+                if p.timeouts {
+                    names.insert(format!("{name}.timeout"));
+                }
             }
             _ => {
                 names.insert(name.clone());
@@ -301,16 +304,36 @@ fn check_stages(c: &PipelineConfig, plugins: &mut dyn PluginCatalog, problem: &m
                 }
             }
             StageConfig::Pattern(p) => {
-                match plugins.kind(&p.pattern.plugin) {
-                    Ok(PluginKind::Pattern) => {}
-                    Ok(other) => problem(
-                        key("pattern.plugin"),
-                        format!(
-                            "plugin {:?} is of the {other} world, not pattern",
-                            p.pattern.plugin
+                match (&p.pattern, p.steps.is_empty()) {
+                    (Some(m), true) => match plugins.kind(&m.plugin) {
+                        Ok(PluginKind::Pattern) => {}
+                        Ok(other) => problem(
+                            key("pattern.plugin"),
+                            format!("plugin {:?} is of the {other} world, not pattern", m.plugin),
                         ),
+                        Err(message) => problem(key("pattern.plugin"), message),
+                    },
+                    (Some(_), false) => problem(
+                        key("steps"),
+                        "give `steps` or a `pattern` plugin, not both".into(),
                     ),
-                    Err(message) => problem(key("pattern.plugin"), message),
+                    (None, true) => problem(
+                        key("steps"),
+                        "a pattern stage needs `steps` (the declared pattern) or `pattern = { plugin = \"NAME\" }`".into(),
+                    ),
+                    (None, false) => {
+                        if let Err(problems) = crate::operators::pattern::spec::Pattern::compile(p) {
+                            for (at, message) in problems {
+                                problem(key(&at), message);
+                            }
+                        }
+                    }
+                }
+                if p.pattern.is_some() && (p.within.is_some() || p.timeouts) {
+                    problem(
+                        key("within"),
+                        "`within` and `timeouts` belong to a declared pattern (`steps`); a plugin keeps its own timers".into(),
+                    );
                 }
                 if p.max_keys == 0 {
                     problem(key("max_keys"), "must be at least 1".into());

@@ -6,9 +6,27 @@ use std::sync::Arc;
 use weir_plugin_sdk::msgpack;
 
 use super::parse::{Ast, BinOp, Func};
-use super::{Eval, Value};
+use super::{Eval, Scope, Value};
 
-pub(super) fn compile(ast: Ast) -> Eval {
+/// Names whose fields are read from other events of the scope: a path `name.rest` with
+/// `name` the i-th of them reads `rest` in the scope's i-th other event.
+pub(super) struct Names<'n> {
+    pub names: &'n [String],
+    /// Which of them the condition reads, as bits.
+    pub used: u64,
+}
+
+impl Names<'_> {
+    /// The other event and the path in it that `path` refers to, if it names one.
+    fn resolve(&mut self, path: &str) -> Option<(usize, String)> {
+        let (head, rest) = path.split_once('.')?;
+        let slot = self.names.iter().position(|n| n == head)?;
+        self.used |= 1u64 << slot.min(63);
+        Some((slot, rest.to_owned()))
+    }
+}
+
+pub(super) fn compile(ast: Ast, names: &mut Names<'_>) -> Eval {
     match ast {
         Ast::Null => Arc::new(|_| Value::Null),
         Ast::Bool(b) => Arc::new(move |_| Value::Bool(b)),
@@ -16,16 +34,19 @@ pub(super) fn compile(ast: Ast) -> Eval {
         Ast::Float(f) => Arc::new(move |_| Value::Float(f)),
         // A string alone is no condition; as an operand it is taken by `Operand`.
         Ast::Str(_) => Arc::new(|_| Value::Other),
-        Ast::Field(path) => Arc::new(move |payload| field(payload, &path)),
+        Ast::Field(path) => match names.resolve(&path) {
+            Some((slot, rest)) => Arc::new(move |scope| field(scope.other(slot), &rest)),
+            None => Arc::new(move |scope| field(scope.payload, &path)),
+        },
         Ast::Not(inner) => {
-            let inner = compile(*inner);
+            let inner = compile(*inner, names);
             Arc::new(move |p| match inner(p) {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             })
         }
         Ast::Neg(inner) => {
-            let inner = compile(*inner);
+            let inner = compile(*inner, names);
             Arc::new(move |p| match inner(p) {
                 Value::Int(i) => i.checked_neg().map_or(Value::Null, Value::Int),
                 Value::Float(f) => Value::Float(-f),
@@ -33,18 +54,18 @@ pub(super) fn compile(ast: Ast) -> Eval {
             })
         }
         Ast::Binary(BinOp::And, l, r) => {
-            let (l, r) = (compile(*l), compile(*r));
+            let (l, r) = (compile(*l, names), compile(*r, names));
             Arc::new(move |p| Value::Bool(l(p) == Value::Bool(true) && r(p) == Value::Bool(true)))
         }
         Ast::Binary(BinOp::Or, l, r) => {
-            let (l, r) = (compile(*l), compile(*r));
+            let (l, r) = (compile(*l, names), compile(*r, names));
             Arc::new(move |p| Value::Bool(l(p) == Value::Bool(true) || r(p) == Value::Bool(true)))
         }
         Ast::Binary(op, l, r) => {
-            let (l, r) = (Operand::new(*l), Operand::new(*r));
+            let (l, r) = (Operand::new(*l, names), Operand::new(*r, names));
             Arc::new(move |p| binary(op, &l.get(p), &r.get(p)))
         }
-        Ast::Call(func, args) => call(func, args),
+        Ast::Call(func, args) => call(func, args, names),
     }
 }
 
@@ -56,17 +77,17 @@ enum Operand {
 }
 
 impl Operand {
-    fn new(ast: Ast) -> Self {
+    fn new(ast: Ast, names: &mut Names<'_>) -> Self {
         match ast {
             Ast::Str(s) => Self::Literal(s),
-            other => Self::Computed(compile(other)),
+            other => Self::Computed(compile(other, names)),
         }
     }
 
-    fn get<'s, 'a: 's>(&'s self, payload: &'a [u8]) -> Value<'s> {
+    fn get<'s, 'a: 's>(&'s self, scope: &Scope<'a>) -> Value<'s> {
         match self {
             Self::Literal(s) => Value::Str(s),
-            Self::Computed(eval) => eval(payload),
+            Self::Computed(eval) => eval(scope),
         }
     }
 }
@@ -150,16 +171,20 @@ fn arithmetic(op: BinOp, l: &Value<'_>, r: &Value<'_>) -> Value<'static> {
     })
 }
 
-fn call(func: Func, args: Vec<Ast>) -> Eval {
+fn call(func: Func, args: Vec<Ast>, names: &mut Names<'_>) -> Eval {
     if func == Func::Exists {
         let Some(Ast::Field(path)) = args.into_iter().next() else {
             unreachable!("the parser only lets exists take a field path");
         };
-        return Arc::new(move |payload| {
-            Value::Bool(matches!(msgpack::lookup(payload, &path), Ok(Some(_))))
-        });
+        let exists = |payload: &[u8], path: &str| {
+            Value::Bool(matches!(msgpack::lookup(payload, path), Ok(Some(_))))
+        };
+        return match names.resolve(&path) {
+            Some((slot, rest)) => Arc::new(move |scope| exists(scope.other(slot), &rest)),
+            None => Arc::new(move |scope| exists(scope.payload, &path)),
+        };
     }
-    let mut operands = args.into_iter().map(Operand::new);
+    let mut operands = args.into_iter().map(|a| Operand::new(a, names));
     let null = || Operand::Computed(Arc::new(|_| Value::Null));
     let first = operands.next().unwrap_or_else(null);
     if func == Func::Len {

@@ -1,11 +1,13 @@
-//! The condition language of filters, routes and (later) `having` and CEP conditions:
+//! The condition language of filters, routes, `having` and pattern steps:
 //! `amount > 50 && user.country == "NL"`.
 //!
 //! A condition is parsed once, when the pipeline loads, into a tree of closures that read
 //! fields straight out of the MessagePack payload (no decoding of the whole event).
 //!
 //! - Literals: numbers, `"strings"` or `'strings'`, `true`, `false`, `null`.
-//! - Fields: `name` or a dotted path `user.id`; a missing field is `null`.
+//! - Fields: `name` or a dotted path `user.id`; a missing field is `null`. A condition
+//!   parsed with [`Condition::parse_with`] also reads other events by name: `first.amount`
+//!   is `amount` of the event the caller binds to `first` (`null` when none is bound).
 //! - Operators, loosest first: `||`, `&&`, `!`, comparisons (`== != < <= > >=`), `+ -`,
 //!   `* / %`, unary `-`; parentheses group.
 //! - Functions: `exists(path)`, `contains(text, part)`, `starts_with(text, prefix)`,
@@ -46,13 +48,30 @@ pub enum Value<'a> {
     Other,
 }
 
-type Eval = Arc<dyn for<'a> Fn(&'a [u8]) -> Value<'a> + Send + Sync>;
+/// What a condition reads: the event's payload, and other events by the position of their
+/// name (see [`Condition::parse_with`]); an empty payload stands for "none".
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The event's payload.
+    pub payload: &'a [u8],
+    /// Other events' payloads, by name position.
+    pub others: &'a [&'a [u8]],
+}
+
+impl<'a> Scope<'a> {
+    fn other(&self, slot: usize) -> &'a [u8] {
+        self.others.get(slot).copied().unwrap_or_default()
+    }
+}
+
+type Eval = Arc<dyn for<'a> Fn(&Scope<'a>) -> Value<'a> + Send + Sync>;
 
 /// A parsed condition, cheap to clone and share between workers.
 #[derive(Clone)]
 pub struct Condition {
     source: Arc<str>,
     eval: Eval,
+    reads_others: u64,
 }
 
 impl fmt::Debug for Condition {
@@ -67,22 +86,50 @@ impl Condition {
     /// # Errors
     /// A [`ParseError`] naming the column and what was expected there.
     pub fn parse(source: &str) -> Result<Self, ParseError> {
+        Self::parse_with(source, &[])
+    }
+
+    /// Parses `source`, in which a path whose first part is one of `names` reads the rest
+    /// of the path in the other event bound to that name (see [`Scope`]).
+    ///
+    /// # Errors
+    /// A [`ParseError`] naming the column and what was expected there.
+    pub fn parse_with(source: &str, names: &[String]) -> Result<Self, ParseError> {
         let ast = parse::parse(source)?;
+        let mut names = compile::Names { names, used: 0 };
+        let eval = compile::compile(ast, &mut names);
         Ok(Self {
             source: source.into(),
-            eval: compile::compile(ast),
+            eval,
+            reads_others: names.used,
         })
     }
 
     /// Whether the condition holds for a MessagePack `payload`. A payload that is not
     /// MessagePack has only missing fields.
     pub fn holds(&self, payload: &[u8]) -> bool {
-        (self.eval)(payload) == Value::Bool(true)
+        self.holds_in(&Scope {
+            payload,
+            others: &[],
+        })
+    }
+
+    /// Whether the condition holds in `scope`.
+    pub fn holds_in(&self, scope: &Scope<'_>) -> bool {
+        (self.eval)(scope) == Value::Bool(true)
+    }
+
+    /// Which named events it reads, as bits by name position (names past 63 share bit 63).
+    pub fn reads_others(&self) -> u64 {
+        self.reads_others
     }
 
     /// The value of the expression for `payload`.
     pub fn evaluate<'a>(&self, payload: &'a [u8]) -> Value<'a> {
-        (self.eval)(payload)
+        (self.eval)(&Scope {
+            payload,
+            others: &[],
+        })
     }
 
     /// The text it was parsed from.
@@ -140,6 +187,30 @@ mod tests {
         assert!(!holds("amount > \"a\"", e));
         let not_msgpack = Condition::parse("amount > 1").unwrap();
         assert!(!not_msgpack.holds(b"\xc1 not msgpack"));
+    }
+
+    #[test]
+    fn named_events_are_read_by_their_name() {
+        let names = ["first".to_owned(), "prev".to_owned()];
+        let c = Condition::parse_with("amount > first.amount * 2 && exists(prev.amount)", &names)
+            .unwrap();
+        assert_eq!(c.reads_others(), 0b11);
+        let first = json_to_msgpack(br#"{"amount":10}"#).unwrap();
+        let now = json_to_msgpack(br#"{"amount":25}"#).unwrap();
+        let others: [&[u8]; 2] = [&first, &first];
+        assert!(c.holds_in(&Scope {
+            payload: &now,
+            others: &others
+        }));
+        let unbound: [&[u8]; 2] = [&first, &[]];
+        assert!(!c.holds_in(&Scope {
+            payload: &now,
+            others: &unbound
+        }));
+        // Without names, `first.amount` is a path in the event itself.
+        let plain = Condition::parse("first.amount == 1").unwrap();
+        assert_eq!(plain.reads_others(), 0);
+        assert!(plain.holds(&json_to_msgpack(br#"{"first":{"amount":1}}"#).unwrap()));
     }
 
     #[test]

@@ -28,7 +28,8 @@ use crate::delivery::CheckpointStore;
 use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
-use crate::operators::pattern::{PatternOperator, PluginMatcher};
+use crate::operators::pattern::spec::Pattern;
+use crate::operators::pattern::{DeclaredMatcher, PatternOperator, PluginMatcher};
 use crate::operators::window::{
     CustomAggregations, PluginAggregation, PluginAggregations, Scalar, SourceOrder, worker_of,
 };
@@ -366,10 +367,14 @@ pub fn plugin_users(config: &PipelineConfig) -> HashMap<String, Vec<PluginUser>>
                 .entry(h.plugin.clone())
                 .or_default()
                 .push(handler_user(config, name, h)),
-            StageConfig::Pattern(p) => users
-                .entry(p.pattern.plugin.clone())
-                .or_default()
-                .push(pattern_user(config, name, p)),
+            StageConfig::Pattern(p) => {
+                if let Some(m) = &p.pattern {
+                    users
+                        .entry(m.plugin.clone())
+                        .or_default()
+                        .push(pattern_user(config, name, m));
+                }
+            }
             StageConfig::Window(w) => {
                 for custom in &w.aggregations.1 {
                     users
@@ -406,9 +411,9 @@ fn handler_user(config: &PipelineConfig, name: &str, stage: &HandlerStageConfig)
 fn pattern_user(
     config: &PipelineConfig,
     name: &str,
-    stage: &crate::config::PatternStageConfig,
+    matcher: &crate::config::PatternMatcher,
 ) -> PluginUser {
-    let own = serde_json::to_value(&stage.pattern.config).unwrap_or_default();
+    let own = serde_json::to_value(&matcher.config).unwrap_or_default();
     PluginUser::new(name, PluginKind::Pattern, own, plugin_limits(config))
 }
 
@@ -420,6 +425,16 @@ fn aggregation_user(
 ) -> PluginUser {
     let own = custom.config.clone();
     PluginUser::new(name, PluginKind::Aggregator, own, plugin_limits(config))
+}
+
+/// What a declared pattern's state belongs to: a digest of its definition, so a checkpoint
+/// of another definition is not read as this one's partial matches.
+fn declared_identity(p: &crate::config::PatternStageConfig) -> String {
+    use sha2::{Digest, Sha256};
+    let definition = format!("{:?}|{:?}|{}", p.steps, p.within, p.after_match);
+    let digest = Sha256::digest(definition.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("steps:{hex}")
 }
 
 /// For each source (by index), whether its events reach `stage` in order: over exactly
@@ -551,36 +566,71 @@ impl Build<'_> {
         let n = p.parallelism.max(1);
         let late_dropped = self.metrics.component(self.name).late_dropped;
         let order = source_order(self.config, self.name, self.sources, self.assignments);
-        let slot = self
-            .plugins
-            .slot(&p.pattern.plugin)
-            .cloned()
-            .ok_or_else(|| error(format!("plugin {:?} is not loaded", p.pattern.plugin)))?;
-        let user = pattern_user(self.config, self.name, p);
+        let declared = match &p.pattern {
+            Some(_) => None,
+            None => {
+                let pattern = Pattern::compile(p).map_err(|problems| {
+                    let all: Vec<String> =
+                        problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+                    error(all.join("; "))
+                })?;
+                Some((Arc::new(pattern), declared_identity(p)))
+            }
+        };
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
         for (worker, snapshot) in self.saved_states(n)?.into_iter().enumerate() {
-            let (slot, user) = (Arc::clone(&slot), user.clone());
-            let upgrade = p.pattern.state_upgrade.into();
-            // `init` runs plugin code: off the runtime threads.
-            let matcher =
-                tokio::task::spawn_blocking(move || PluginMatcher::new(slot, user, upgrade))
+            let new = |matcher| {
+                PatternOperator::new(
+                    self.name,
+                    p,
+                    n,
+                    &order,
+                    late_dropped.clone(),
+                    matcher,
+                    snapshot.as_deref(),
+                )
+                .map_err(|e| error(format!("worker {worker}: {e}")))
+            };
+            let operator: Box<dyn Operator> = match (&p.pattern, &declared) {
+                (Some(m), _) => {
+                    let slot = self
+                        .plugins
+                        .slot(&m.plugin)
+                        .cloned()
+                        .ok_or_else(|| error(format!("plugin {:?} is not loaded", m.plugin)))?;
+                    let user = pattern_user(self.config, self.name, m);
+                    let upgrade = m.state_upgrade.into();
+                    // `init` runs plugin code: off the runtime threads.
+                    let matcher = tokio::task::spawn_blocking(move || {
+                        PluginMatcher::new(slot, user, upgrade)
+                    })
                     .await
                     .map_err(|e| error(e.to_string()))?
                     .map_err(|e| error(e.to_string()))?;
-            let operator = PatternOperator::new(
-                self.name,
-                p,
-                n,
-                &order,
-                late_dropped.clone(),
-                matcher,
-                snapshot.as_deref(),
-            )
-            .map_err(|e| error(format!("worker {worker}: {e}")))?;
+                    Box::new(new(matcher)?)
+                }
+                (None, Some((pattern, identity))) => {
+                    let matcher =
+                        DeclaredMatcher::new(Arc::clone(pattern), identity.clone(), p.timeouts);
+                    Box::new(
+                        PatternOperator::new(
+                            self.name,
+                            p,
+                            n,
+                            &order,
+                            late_dropped.clone(),
+                            matcher,
+                            snapshot.as_deref(),
+                        )
+                        .map_err(|e| error(format!("worker {worker}: {e}")))?,
+                    )
+                }
+                (None, None) => unreachable!("a declared pattern was compiled above"),
+            };
             if snapshot.is_some() {
                 tracing::info!(stage = %self.name, worker, "pattern state restored from its checkpoint");
             }
-            workers.push(Box::new(operator));
+            workers.push(operator);
         }
         Ok(workers)
     }

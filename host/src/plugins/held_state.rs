@@ -63,6 +63,13 @@ pub struct Version<I> {
     pub label: String,
 }
 
+impl<I> Version<I> {
+    /// The plugin it is an instance of.
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+}
+
 impl<I: HeldStateInstance> Version<I> {
     fn start(plugin: Arc<LoadedPlugin>, settings: PluginSettings) -> Result<Self, CallError> {
         let (instance, empty) = I::start(&plugin, settings.limits, &settings.config)?;

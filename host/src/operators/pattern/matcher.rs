@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::keyed::{KeyedMatcher, Step};
 use crate::config::StateUpgrade;
 use crate::event::Event;
 use crate::plugins::{
@@ -27,14 +28,9 @@ impl PluginMatcher {
         HeldStatePlugin::new(slot, user, upgrade).map(Self)
     }
 
-    /// The serving version's `plugin@version`.
-    pub fn label(&self) -> &str {
-        &self.0.current.label
-    }
-
-    /// The state of a key that has seen nothing, under the serving version.
-    pub fn empty(&self) -> &[u8] {
-        &self.0.current.empty
+    /// The plugin's name.
+    pub fn plugin(&self) -> &str {
+        self.0.current.plugin().name()
     }
 
     /// The new version cannot read the state: back to the previous version, or empty
@@ -74,7 +70,7 @@ impl PluginMatcher {
     ///
     /// # Errors
     /// The plugin's [`CallError`] when the call fails for a reason other than old state.
-    pub fn process(
+    fn call_process(
         &mut self,
         states: &mut [Vec<u8>],
         context: &StateContext<'_>,
@@ -104,7 +100,7 @@ impl PluginMatcher {
     ///
     /// # Errors
     /// The plugin's [`CallError`] when the call fails for a reason other than old state.
-    pub fn on_timer(
+    fn call_on_timer(
         &mut self,
         states: &mut [Vec<u8>],
         context: &StateContext<'_>,
@@ -122,5 +118,77 @@ impl PluginMatcher {
                 result => return result,
             }
         }
+    }
+}
+
+/// The plugin's progress as the stage's step: new states in place, matches on port 0.
+fn into_step(progress: Progress, states: &mut [Vec<u8>]) -> Step {
+    let Progress {
+        states: new,
+        timers,
+        matches,
+        failures,
+    } = progress;
+    for (state, new) in states.iter_mut().zip(new) {
+        *state = new;
+    }
+    Step {
+        timers,
+        outputs: matches.into_iter().map(|m| (m.state, 0, m.event)).collect(),
+        failures: failures
+            .into_iter()
+            .map(|f| (f.index, f.error.to_string()))
+            .collect(),
+    }
+}
+
+impl KeyedMatcher for PluginMatcher {
+    type State = Vec<u8>;
+
+    fn label(&self) -> Option<&str> {
+        Some(&self.0.current.label)
+    }
+
+    fn identity(&self) -> String {
+        self.plugin().to_owned()
+    }
+
+    fn accepts(&self, saved: &str) -> Result<bool, String> {
+        if saved == self.plugin() {
+            Ok(true)
+        } else {
+            Err(format!(
+                "checkpoint holds the state of plugin {saved:?}, the stage now runs {:?}",
+                self.plugin()
+            ))
+        }
+    }
+
+    fn is_idle(&self, state: &Vec<u8>) -> bool {
+        state.is_empty() || *state == self.0.current.empty
+    }
+
+    fn process(
+        &mut self,
+        states: &mut [Vec<u8>],
+        times: &[i64],
+        events: &[Event],
+        targets: &[u32],
+    ) -> Result<Step, CallError> {
+        let keys = vec![None; states.len()];
+        let context = StateContext { keys: &keys, times };
+        let progress = self.call_process(states, &context, events, targets)?;
+        Ok(into_step(progress, states))
+    }
+
+    fn on_timer(&mut self, states: &mut [Vec<u8>], now: i64) -> Result<Step, CallError> {
+        let keys = vec![None; states.len()];
+        let times = vec![now; states.len()];
+        let context = StateContext {
+            keys: &keys,
+            times: &times,
+        };
+        let progress = self.call_on_timer(states, &context, now)?;
+        Ok(into_step(progress, states))
     }
 }

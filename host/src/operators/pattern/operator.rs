@@ -1,6 +1,6 @@
 //! The pattern stage: holds each key's matcher state and timer, buffers events until the
-//! watermark passes them, and feeds them to the plugin in event-time order, firing each
-//! key's timer when event time reaches it.
+//! watermark passes them, and feeds them to the matcher (declared or plugin) in event-time
+//! order, firing each key's timer when event time reaches it.
 //!
 //! Its checkpoint holds the states, timers, buffered events and the source positions they
 //! reflect, like the window stage's, so a restart passes over what it holds already.
@@ -12,7 +12,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
-use super::matcher::PluginMatcher;
+use super::keyed::{KeyedMatcher, Step, TIMEOUT_PORT};
 use crate::config::PatternStageConfig;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::Event;
@@ -21,13 +21,12 @@ use crate::operators::replay::{
 };
 use crate::operators::window::{GroupKey, Scalar, SourceOrder};
 use crate::operators::{Operator, Processed, Stateful};
-use crate::plugins::{Progress, StateContext};
 
-const SNAPSHOT_VERSION: u32 = 2;
+const SNAPSHOT_VERSION: u32 = 3;
 
-struct KeyState {
+struct KeyState<S> {
     key: GroupKey,
-    state: Vec<u8>,
+    state: S,
     timer: Option<i64>,
     /// Its events waiting in the buffer.
     buffered: usize,
@@ -42,13 +41,14 @@ struct Held {
 }
 
 #[derive(Serialize, Deserialize)]
-struct PatternSnapshot {
+struct PatternSnapshot<S> {
     version: u32,
     workers: u32,
-    plugin: String,
+    /// What the states belong to (the plugin, or the declared pattern's definition).
+    matcher: String,
     watermark: i64,
     arrivals: u64,
-    keys: Vec<(GroupKey, Vec<u8>, Option<i64>)>,
+    keys: Vec<(GroupKey, S, Option<i64>)>,
     /// Events waiting for the watermark: (time, arrival, key, event).
     buffered: Vec<(i64, u64, GroupKey, Held)>,
     positions: SavedPositions,
@@ -56,16 +56,15 @@ struct PatternSnapshot {
 }
 
 /// One worker of a pattern stage.
-pub struct PatternOperator {
+pub struct PatternOperator<M: KeyedMatcher> {
     stage: String,
-    plugin: String,
-    matcher: PluginMatcher,
+    matcher: M,
     group_by: Vec<String>,
     time_field: Option<String>,
     refusals: Refusals,
     max_keys: usize,
     ids: HashMap<GroupKey, usize, foldhash::fast::RandomState>,
-    keys: Vec<KeyState>,
+    keys: Vec<KeyState<M::State>>,
     free: Vec<usize>,
     timers: BTreeSet<(i64, usize)>,
     buffer: BTreeMap<(i64, u64), (usize, Event)>,
@@ -76,7 +75,7 @@ pub struct PatternOperator {
     key: GroupKey,
 }
 
-impl PatternOperator {
+impl<M: KeyedMatcher> PatternOperator<M> {
     /// A worker of stage `stage`, one of `workers`, with its `matcher`; `snapshot` is the
     /// worker's last checkpoint, if there is one.
     ///
@@ -88,12 +87,11 @@ impl PatternOperator {
         workers: usize,
         order: &SourceOrder,
         late_dropped: Counter,
-        matcher: PluginMatcher,
+        matcher: M,
         snapshot: Option<&[u8]>,
     ) -> Result<Self, String> {
         let mut operator = Self {
             stage: stage.to_owned(),
-            plugin: config.pattern.plugin.clone(),
             matcher,
             group_by: config.group_by.clone(),
             time_field: config.time_field.clone(),
@@ -121,21 +119,19 @@ impl PatternOperator {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let snapshot: PatternSnapshot =
+        let version: (u32, u32) = postcard::take_from_bytes(bytes)
+            .map(|(v, _)| v)
+            .map_err(|e| format!("checkpoint unreadable: {e}"))?;
+        check_snapshot((version.0, SNAPSHOT_VERSION), (version.1, self.workers))?;
+        let snapshot: PatternSnapshot<M::State> =
             postcard::from_bytes(bytes).map_err(|e| format!("checkpoint unreadable: {e}"))?;
-        check_snapshot(
-            (snapshot.version, SNAPSHOT_VERSION),
-            (snapshot.workers, self.workers),
-        )?;
-        if snapshot.plugin != self.plugin {
-            return Err(format!(
-                "checkpoint holds the state of plugin {:?}, the stage now runs {:?}",
-                snapshot.plugin, self.plugin
-            ));
+        let keep = self.matcher.accepts(&snapshot.matcher)?;
+        if !keep {
+            tracing::warn!(stage = %self.stage, keys = snapshot.keys.len(), "the pattern changed since the checkpoint: its partial matches are dropped, and matching starts over from the events that follow");
         }
         self.watermark = snapshot.watermark;
         self.arrivals = snapshot.arrivals;
-        for (key, state, timer) in snapshot.keys {
+        for (key, state, timer) in snapshot.keys.into_iter().filter(|_| keep) {
             let id = self.id(&key);
             self.keys[id].state = state;
             self.set_timer(id, timer);
@@ -167,7 +163,7 @@ impl PatternOperator {
         }
         let state = KeyState {
             key: key.to_vec(),
-            state: Vec::new(),
+            state: M::State::default(),
             timer: None,
             buffered: 0,
         };
@@ -198,9 +194,7 @@ impl PatternOperator {
     /// Frees a key whose state is empty again and that waits for nothing.
     fn maybe_release(&mut self, id: usize) {
         let key = &self.keys[id];
-        let idle = key.timer.is_none()
-            && key.buffered == 0
-            && (key.state.is_empty() || key.state == self.matcher.empty());
+        let idle = key.timer.is_none() && key.buffered == 0 && self.matcher.is_idle(&key.state);
         if idle {
             let key = std::mem::take(&mut self.keys[id].key);
             self.ids.remove(&key);
@@ -212,7 +206,7 @@ impl PatternOperator {
         let why = format!("stage {}: {why}", self.stage);
         out.dead.push((
             reason,
-            dead_letter_event(event, &self.stage, Some(self.matcher.label()), reason, &why),
+            dead_letter_event(event, &self.stage, self.matcher.label(), reason, &why),
         ));
     }
 
@@ -253,18 +247,12 @@ impl PatternOperator {
             self.keys[id].timer = None;
             ids.push(id);
         }
-        let mut states: Vec<Vec<u8>> = ids
+        let mut states: Vec<M::State> = ids
             .iter()
             .map(|&id| std::mem::take(&mut self.keys[id].state))
             .collect();
-        let keys = vec![None; ids.len()];
-        let times = vec![now; ids.len()];
-        let context = StateContext {
-            keys: &keys,
-            times: &times,
-        };
-        match self.matcher.on_timer(&mut states, &context, now) {
-            Ok(progress) => self.apply(&ids, progress, &[], now, out),
+        match self.matcher.on_timer(&mut states, now) {
+            Ok(step) => self.apply(&ids, states, step, &[], now, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state and are called again later");
                 let again = self.later();
@@ -301,24 +289,16 @@ impl PatternOperator {
                 })
             })
             .collect();
-        let mut states: Vec<Vec<u8>> = ids
+        let mut states: Vec<M::State> = ids
             .iter()
             .map(|&id| std::mem::take(&mut self.keys[id].state))
             .collect();
-        let keys = vec![None; ids.len()];
         let mut times = vec![i64::MIN; ids.len()];
         for (event, &target) in events.iter().zip(&targets) {
             times[target as usize] = times[target as usize].max(event.time);
         }
-        let context = StateContext {
-            keys: &keys,
-            times: &times,
-        };
-        match self
-            .matcher
-            .process(&mut states, &context, &events, &targets)
-        {
-            Ok(progress) => self.apply(&ids, progress, &events, until, out),
+        match self.matcher.process(&mut states, &times, &events, &targets) {
+            Ok(step) => self.apply(&ids, states, step, &events, until, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
                 for (&id, state) in ids.iter().zip(states) {
@@ -349,17 +329,17 @@ impl PatternOperator {
     fn apply(
         &mut self,
         ids: &[usize],
-        progress: Progress,
+        states: Vec<M::State>,
+        step: Step,
         events: &[Event],
         now: i64,
         out: &mut Processed,
     ) {
-        let Progress {
-            states,
+        let Step {
             timers,
-            matches,
+            outputs,
             failures,
-        } = progress;
+        } = step;
         let later = self.later();
         for ((&id, state), timer) in ids.iter().zip(states).zip(timers) {
             self.keys[id].state = state;
@@ -371,24 +351,18 @@ impl PatternOperator {
             };
             self.set_timer(id, timer);
         }
-        for m in matches {
-            let Some(&id) = ids.get(m.state) else {
+        for (state, port, mut event) in outputs {
+            let (Some(&id), Some(port)) = (ids.get(state), out.ports.get_mut(port)) else {
                 continue;
             };
-            let mut event = m.event;
             event.payload = with_key(&self.group_by, &self.keys[id].key, &event.payload);
-            out.ports[0].push(event);
+            port.push(event);
         }
-        for failure in failures {
-            if let Some(event) = events.get(failure.index) {
+        for (index, why) in failures {
+            if let Some(event) = events.get(index) {
                 let mut event = event.clone();
                 event.redelivery = None;
-                self.dead(
-                    event,
-                    DeadLetterReason::PluginError,
-                    &failure.error.to_string(),
-                    out,
-                );
+                self.dead(event, DeadLetterReason::PluginError, &why, out);
             }
         }
         for &id in ids {
@@ -420,9 +394,13 @@ fn with_key(group_by: &[String], key: &[Scalar], payload: &[u8]) -> Bytes {
     Bytes::from(buf)
 }
 
-impl Operator for PatternOperator {
+impl<M: KeyedMatcher> Operator for PatternOperator<M> {
     fn ports(&self) -> Vec<String> {
-        vec![String::new(), crate::config::LATE_PORT.to_owned()]
+        vec![
+            String::new(),
+            crate::config::LATE_PORT.to_owned(),
+            TIMEOUT_PORT.to_owned(),
+        ]
     }
 
     fn blocking(&self) -> bool {
@@ -483,7 +461,7 @@ impl Operator for PatternOperator {
     }
 }
 
-impl Stateful for PatternOperator {
+impl<M: KeyedMatcher> Stateful for PatternOperator<M> {
     fn tick(&mut self, out: &mut Processed) {
         let watermark = self.replay.watermark(Instant::now());
         if watermark > self.watermark {
@@ -509,7 +487,7 @@ impl Stateful for PatternOperator {
         let snapshot = PatternSnapshot {
             version: SNAPSHOT_VERSION,
             workers: self.workers as u32,
-            plugin: self.plugin.clone(),
+            matcher: self.matcher.identity(),
             watermark: self.watermark,
             arrivals: self.arrivals,
             keys: self
@@ -517,7 +495,7 @@ impl Stateful for PatternOperator {
                 .values()
                 .map(|&id| {
                     let k = &self.keys[id];
-                    (k.key.clone(), k.state.clone(), k.timer)
+                    (k.key.clone(), &k.state, k.timer)
                 })
                 .collect(),
             buffered: self

@@ -1,0 +1,318 @@
+//! Declared patterns: the automaton against a brute-force reference on random streams, one
+//! construct at a time and all together; then the classic scenarios as readable tests.
+
+mod cep_reference;
+
+use bytes::Bytes;
+use cep_reference::Ev;
+use weir::config::PatternStageConfig;
+use weir::operators::pattern::nfa::{Found, KeyRun, Outcome};
+use weir::operators::pattern::spec::Pattern;
+use weir_plugin_sdk::msgpack;
+
+/// A small xorshift generator: the cases are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn event(i: usize, v: u64, time: i64) -> Ev {
+    let json = format!(r#"{{"i":{i},"v":{v}}}"#);
+    Ev {
+        time,
+        payload: weir::format::json_to_msgpack(json.as_bytes()).expect("json"),
+    }
+}
+
+/// A number field of a test event.
+fn number(payload: &[u8], field: &str) -> i64 {
+    msgpack::lookup(payload, field)
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_f64())
+        .expect("a number field") as i64
+}
+
+fn stream(rng: &mut Rng, n: usize) -> Vec<Ev> {
+    let mut time = 0;
+    (0..n)
+        .map(|i| {
+            time += rng.below(3) as i64;
+            event(i, rng.below(4), time)
+        })
+        .collect()
+}
+
+/// What the automaton reports, as (name slot, event index) lists in order.
+fn run(p: &Pattern, events: &[Ev]) -> (Vec<Vec<(usize, usize)>>, Vec<Found>) {
+    let mut run = KeyRun::default();
+    let mut found = Vec::new();
+    for e in events {
+        run.on_event(p, &Bytes::from(e.payload.clone()), e.time, &mut found);
+    }
+    run.advance(p, i64::MAX, &mut found);
+    // With a time bound every partial match ends, and the shared buffer empties with them.
+    if p.within.is_some() {
+        assert!(run.is_empty(), "partial matches left after the end");
+        assert_eq!(run.buffered_events(), 0, "events left in the shared buffer");
+    }
+    let matches = found
+        .iter()
+        .filter(|f| f.outcome == Outcome::Matched)
+        .map(|f| {
+            f.events
+                .iter()
+                .map(|(slot, _, payload)| {
+                    let i = number(payload, "i");
+                    (*slot, i as usize)
+                })
+                .collect()
+        })
+        .collect();
+    (matches, found)
+}
+
+/// Options for a random step.
+#[derive(Clone, Copy, Default)]
+struct Grammar {
+    relations: bool,
+    quantifiers: bool,
+    groups: bool,
+    negations: bool,
+    within: bool,
+    skip: bool,
+}
+
+const CONDITIONS: &[&str] = &[
+    "v == 0", "v == 1", "v == 2", "v < 2", "v >= 1", "v != 3", "true",
+];
+const REFERRING: &[&str] = &["v > prev.v", "v >= prev.v", "v == s0.v", "v != s0.v"];
+
+fn condition(rng: &mut Rng, first: bool) -> String {
+    if !first && rng.chance(30) {
+        rng.pick(REFERRING).to_owned()
+    } else {
+        rng.pick(CONDITIONS).to_owned()
+    }
+}
+
+/// A random pattern of 2–4 steps using what `g` allows.
+fn random_pattern(rng: &mut Rng, g: Grammar) -> String {
+    let steps = 2 + rng.below(3) as usize;
+    let mut text = String::new();
+    let mut loops = 0;
+    let mut last_was_negation = false;
+    let mut absence = false;
+    for i in 0..steps {
+        let name = format!("s{i}");
+        let last = i + 1 == steps;
+        let negation = g.negations && i > 0 && !last_was_negation && rng.chance(30);
+        let mut step = format!("[[steps]]\nname = \"{name}\"\n");
+        if negation {
+            let strict = !last && rng.chance(50);
+            let after = if strict {
+                "not_next"
+            } else {
+                "not_followed_by"
+            };
+            absence |= last;
+            step += &format!(
+                "after = \"{after}\"\nwhere = \"{}\"\n",
+                condition(rng, false)
+            );
+            text += &step;
+            last_was_negation = true;
+            continue;
+        }
+        last_was_negation = false;
+        if i > 0 {
+            let after = if g.relations {
+                rng.pick(&["next", "followed_by", "followed_by_any"])
+            } else {
+                "followed_by"
+            };
+            step += &format!("after = \"{after}\"\n");
+        }
+        if g.groups && i > 0 && rng.chance(25) {
+            step += &format!(
+                "all_of = [{{ name = \"{name}a\", where = \"{}\" }}, {{ name = \"{name}b\", where = \"{}\" }}]\n",
+                condition(rng, false),
+                condition(rng, false)
+            );
+        } else if g.groups && rng.chance(25) {
+            step += &format!(
+                "any_of = [\"{}\", \"{}\"]\n",
+                condition(rng, i == 0),
+                condition(rng, i == 0)
+            );
+        } else {
+            step += &format!("where = \"{}\"\n", condition(rng, i == 0));
+            if g.quantifiers && rng.chance(50) {
+                let unbounded = loops == 0 && rng.chance(40);
+                let quantity = if unbounded {
+                    loops += 1;
+                    rng.pick(&["one_or_more = true", "times_or_more = 2"])
+                        .to_owned()
+                } else {
+                    rng.pick(&["times = 2", "times = [1, 2]", "times = [2, 3]"])
+                        .to_owned()
+                };
+                step += &format!("{quantity}\n");
+                step += &format!(
+                    "loop = \"{}\"\n",
+                    rng.pick(&["consecutive", "relaxed", "any"])
+                );
+                if rng.chance(30) {
+                    step += "greedy = true\n";
+                }
+                if rng.chance(20) {
+                    step += &format!("until = \"{}\"\n", rng.pick(&["v == 3", "v == 0"]));
+                }
+            }
+            if g.quantifiers && i > 0 && rng.chance(20) {
+                step += "optional = true\n";
+            }
+        }
+        text += &step;
+    }
+    let mut head = String::new();
+    if absence || (g.within && rng.chance(60)) {
+        head += &format!("within = \"{}ms\"\n", 3 + rng.below(8));
+    }
+    if g.skip {
+        let skip = rng.pick(&[
+            "no_skip",
+            "skip_to_next",
+            "skip_past_last_event",
+            "skip_to_first:s1",
+            "skip_to_last:s0",
+        ]);
+        head += &format!("after_match = \"{skip}\"\n");
+    }
+    head + &text
+}
+
+/// Runs `cases` random patterns over random streams against the reference.
+fn against_reference(seed: u64, cases: usize, g: Grammar) {
+    // `WEIR_CEP_CASES=20` runs twenty times as many, for a longer search.
+    let scale: usize = std::env::var("WEIR_CEP_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let cases = cases * scale;
+    let mut rng = Rng(seed);
+    let mut compared = 0;
+    let mut matched = 0;
+    while compared < cases {
+        let text = random_pattern(&mut rng, g);
+        let config: PatternStageConfig =
+            toml::from_str(&format!("inputs = [\"in\"]\n{text}")).expect("toml");
+        // A skip strategy naming a negation, and the like, is refused: not a case.
+        let Ok(pattern) = Pattern::compile(&config) else {
+            continue;
+        };
+        let n = 4 + rng.below(5) as usize;
+        let events = stream(&mut rng, n);
+        let expected = cep_reference::matches(&pattern, &events);
+        let (got, _) = run(&pattern, &events);
+        if got != expected {
+            let shown: Vec<String> = events
+                .iter()
+                .map(|e| {
+                    let v = number(&e.payload, "v");
+                    format!("t{}:v{v}", e.time)
+                })
+                .collect();
+            panic!(
+                "pattern:\n{text}\nevents: {}\nnames: {:?}\nreference: {expected:?}\nautomaton: {got:?}",
+                shown.join(" "),
+                pattern.names
+            );
+        }
+        matched += got.len();
+        compared += 1;
+    }
+    assert!(
+        matched > cases / 4,
+        "only {matched} matches in {cases} cases: the grammar finds too little"
+    );
+}
+
+#[test]
+fn contiguity_next_followed_by_and_followed_by_any_match_the_reference() {
+    let g = Grammar {
+        relations: true,
+        ..Grammar::default()
+    };
+    against_reference(1, 400, g);
+}
+
+#[test]
+fn quantifiers_greedy_and_until_match_the_reference() {
+    let g = Grammar {
+        relations: true,
+        quantifiers: true,
+        ..Grammar::default()
+    };
+    against_reference(2, 400, g);
+}
+
+#[test]
+fn conjunction_and_disjunction_match_the_reference() {
+    let g = Grammar {
+        relations: true,
+        groups: true,
+        ..Grammar::default()
+    };
+    against_reference(3, 300, g);
+}
+
+#[test]
+fn negation_and_absence_match_the_reference() {
+    let g = Grammar {
+        relations: true,
+        negations: true,
+        within: true,
+        ..Grammar::default()
+    };
+    against_reference(4, 400, g);
+}
+
+#[test]
+fn within_and_skip_strategies_match_the_reference() {
+    let g = Grammar {
+        relations: true,
+        quantifiers: true,
+        within: true,
+        skip: true,
+        ..Grammar::default()
+    };
+    against_reference(5, 400, g);
+}
+
+#[test]
+fn every_construct_together_matches_the_reference() {
+    let g = Grammar {
+        relations: true,
+        quantifiers: true,
+        groups: true,
+        negations: true,
+        within: true,
+        skip: true,
+    };
+    against_reference(6, 600, g);
+}
