@@ -316,3 +316,226 @@ fn every_construct_together_matches_the_reference() {
     };
     against_reference(6, 600, g);
 }
+
+/// Runs a declared pattern over one key's events (`(time, json)`, in time order) to the end
+/// of input, and shows each outcome as `matched s0=[ids] s1=[ids]` (with `@time` for ends
+/// that are not matches).
+fn scenario(pattern: &str, events: &[(i64, &str)]) -> Vec<String> {
+    let config: PatternStageConfig =
+        toml::from_str(&format!("inputs = [\"in\"]\n{pattern}")).expect("toml");
+    let p = Pattern::compile(&config).expect("pattern");
+    let mut run = KeyRun::default();
+    let mut found = Vec::new();
+    for (time, json) in events {
+        let payload = weir::format::json_to_msgpack(json.as_bytes()).expect("json");
+        run.on_event(&p, &Bytes::from(payload), *time, &mut found);
+    }
+    run.advance(&p, i64::MAX, &mut found);
+    found
+        .iter()
+        .map(|f| {
+            let mut text = match f.outcome {
+                Outcome::Matched => "matched".to_owned(),
+                Outcome::TimedOut => format!("timed out @{}", f.at),
+                Outcome::Evicted => format!("evicted @{}", f.at),
+            };
+            let mut names: Vec<usize> = Vec::new();
+            for (slot, _, _) in &f.events {
+                if !names.contains(slot) {
+                    names.push(*slot);
+                }
+            }
+            for slot in names {
+                let ids: Vec<String> = f
+                    .events
+                    .iter()
+                    .filter(|e| e.0 == slot)
+                    .map(|e| number(&e.2, "id").to_string())
+                    .collect();
+                text += &format!(" {}=[{}]", p.names[slot], ids.join(","));
+            }
+            text
+        })
+        .collect()
+}
+
+const MINUTE: i64 = 60_000;
+
+#[test]
+fn three_failed_logins_then_a_success_within_a_minute() {
+    let pattern = r#"
+within = "1m"
+after_match = "skip_past_last_event"
+[[steps]]
+name = "failed"
+where = "outcome == 'fail'"
+times = 3
+loop = "consecutive"
+[[steps]]
+name = "success"
+after = "next"
+where = "outcome == 'success'"
+"#;
+    let found = scenario(
+        pattern,
+        &[
+            (0, r#"{"id":1,"outcome":"fail"}"#),
+            (10_000, r#"{"id":2,"outcome":"fail"}"#),
+            (20_000, r#"{"id":3,"outcome":"success"}"#),
+            (30_000, r#"{"id":4,"outcome":"fail"}"#),
+            (40_000, r#"{"id":5,"outcome":"fail"}"#),
+            (50_000, r#"{"id":6,"outcome":"fail"}"#),
+            (55_000, r#"{"id":7,"outcome":"fail"}"#),
+            (80_000, r#"{"id":8,"outcome":"success"}"#),
+            // Three failures, but the success comes after the minute.
+            (200_000, r#"{"id":9,"outcome":"fail"}"#),
+            (201_000, r#"{"id":10,"outcome":"fail"}"#),
+            (202_000, r#"{"id":11,"outcome":"fail"}"#),
+            (200_000 + MINUTE, r#"{"id":12,"outcome":"success"}"#),
+        ],
+    );
+    // Two failures are not enough; of four, the last three are in a row before the
+    // success and within the minute of the first of them. The last three failures wait
+    // for their success until the minute ends (reported when `timeouts = true`).
+    assert_eq!(
+        found,
+        [
+            "matched failed=[5,6,7] success=[8]",
+            &format!("timed out @{} failed=[9,10,11]", 200_000 + MINUTE),
+        ]
+    );
+}
+
+#[test]
+fn an_order_without_a_payment_within_ten_minutes() {
+    let absence = r#"
+within = "10m"
+[[steps]]
+name = "order"
+where = "type == 'order'"
+[[steps]]
+name = "payment"
+after = "not_followed_by"
+where = "type == 'payment' && order_id == order.order_id"
+"#;
+    let events = [
+        (0, r#"{"id":1,"type":"order","order_id":"a"}"#),
+        (MINUTE, r#"{"id":2,"type":"order","order_id":"b"}"#),
+        (2 * MINUTE, r#"{"id":3,"type":"payment","order_id":"a"}"#),
+        (12 * MINUTE, r#"{"id":4,"type":"order","order_id":"c"}"#),
+        (30 * MINUTE, r#"{"id":5,"type":"payment","order_id":"c"}"#),
+    ];
+    // Order a was paid; b never was; c was paid, but after its ten minutes.
+    assert_eq!(
+        scenario(absence, &events),
+        ["matched order=[2]", "matched order=[4]"]
+    );
+
+    // The same question asked the FlinkCEP way: an order followed by its payment within
+    // ten minutes, with the partial matches that time out reported.
+    let with_timeouts = r#"
+within = "10m"
+[[steps]]
+name = "order"
+where = "type == 'order'"
+[[steps]]
+name = "payment"
+where = "type == 'payment' && order_id == order.order_id"
+"#;
+    assert_eq!(
+        scenario(with_timeouts, &events),
+        [
+            "matched order=[1] payment=[3]",
+            &format!("timed out @{} order=[2]", 11 * MINUTE),
+            &format!("timed out @{} order=[4]", 22 * MINUTE),
+        ]
+    );
+}
+
+#[test]
+fn a_price_rising_on_five_consecutive_ticks() {
+    let pattern = r#"
+after_match = "skip_past_last_event"
+[[steps]]
+name = "base"
+[[steps]]
+name = "rise"
+after = "next"
+where = "price > prev.price"
+times = 5
+loop = "consecutive"
+"#;
+    let prices = [10, 11, 12, 13, 12, 13, 14, 15, 16, 17, 18, 17];
+    let events: Vec<String> = prices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!(r#"{{"id":{i},"price":{p}}}"#))
+        .collect();
+    let events: Vec<(i64, &str)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i64 * 1000, e.as_str()))
+        .collect();
+    // 10..13 rises only three times; from 12 (tick 4) it rises five times in a row.
+    assert_eq!(
+        scenario(pattern, &events),
+        ["matched base=[4] rise=[5,6,7,8,9]"]
+    );
+}
+
+#[test]
+fn a_large_withdrawal_after_a_small_test_charge() {
+    let pattern = r#"
+within = "1h"
+[[steps]]
+name = "small"
+where = "kind == 'charge' && amount < 2"
+[[steps]]
+name = "large"
+after = "followed_by"
+where = "kind == 'withdrawal' && amount >= small.amount * 500"
+"#;
+    let found = scenario(
+        pattern,
+        &[
+            (0, r#"{"id":1,"kind":"charge","amount":1.5}"#),
+            (1000, r#"{"id":2,"kind":"charge","amount":40}"#),
+            (2000, r#"{"id":3,"kind":"withdrawal","amount":200}"#),
+            (3000, r#"{"id":4,"kind":"withdrawal","amount":900}"#),
+            (4000, r#"{"id":5,"kind":"withdrawal","amount":950}"#),
+        ],
+    );
+    // Relaxed contiguity skips what does not match (the 40 charge, the 200 withdrawal)
+    // and takes the next that does: 900 is 600 times the test charge.
+    assert_eq!(found, ["matched small=[1] large=[4]"]);
+}
+
+#[test]
+fn partial_matches_per_key_are_bounded_oldest_first() {
+    let pattern = r#"
+max_partial_matches = 3
+[[steps]]
+name = "a"
+where = "v == 1"
+[[steps]]
+name = "b"
+where = "v == 2"
+"#;
+    let events: Vec<String> = (0..5).map(|i| format!(r#"{{"id":{i},"v":1}}"#)).collect();
+    let mut all: Vec<(i64, &str)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i64, e.as_str()))
+        .collect();
+    all.push((9, r#"{"id":9,"v":2}"#));
+    assert_eq!(
+        scenario(pattern, &all),
+        [
+            "evicted @0 a=[0]",
+            "evicted @1 a=[1]",
+            "matched a=[2] b=[9]",
+            "matched a=[3] b=[9]",
+            "matched a=[4] b=[9]",
+        ]
+    );
+}

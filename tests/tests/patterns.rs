@@ -1,5 +1,6 @@
-//! Pattern stages through the real binary: the `login-burst` plugin over a keyed stream in
-//! event-time order, and checkpointed state that makes a kill -9 change no match.
+//! Pattern stages through the real binary: the `login-burst` plugin and the same pattern
+//! declared in the pipeline file, over a keyed stream in event-time order, and checkpointed
+//! state that makes a kill -9 change no match.
 
 mod common;
 
@@ -66,7 +67,36 @@ fn expected(events: &[(u64, String, String, i64)]) -> BTreeSet<(String, i64, i64
     found
 }
 
+/// The matcher of the `bursts` stage: the plugin.
+fn plugin_matcher() -> String {
+    format!(
+        "pattern = {{ plugin = \"login-burst\", config = {{ failures = {FAILURES}, within_ms = {WITHIN_MS} }} }}"
+    )
+}
+
+/// The same pattern declared: three failures in a row, the success right after, all within
+/// the minute (the plugin's bound is inclusive, `within` is not).
+fn declared_matcher() -> String {
+    format!(
+        r#"within = "{}ms"
+[[stages.bursts.steps]]
+name = "fails"
+where = "outcome == 'fail'"
+times = {FAILURES}
+loop = "consecutive"
+[[stages.bursts.steps]]
+name = "success"
+after = "next"
+where = "outcome == 'success'""#,
+        WITHIN_MS + 1
+    )
+}
+
 fn pipeline(ws: &Workspace, name: &str) {
+    pipeline_with(ws, name, &plugin_matcher());
+}
+
+fn pipeline_with(ws: &Workspace, name: &str, matcher: &str) {
     ws.pipeline(&format!(
         r#"
 [server]
@@ -88,7 +118,7 @@ group_by = ["user"]
 time_field = "ts"
 out_of_orderness = "1500ms"
 parallelism = 2
-pattern = {{ plugin = "login-burst", config = {{ failures = {FAILURES}, within_ms = {WITHIN_MS} }} }}
+{matcher}
 [sinks.out]
 type = "file"
 path = "{name}.jsonl"
@@ -102,12 +132,27 @@ fn matches(ws: &Workspace, name: &str) -> (usize, BTreeSet<(String, i64, i64, u6
     let set = lines
         .iter()
         .map(|v: &Value| {
-            (
-                v["user"].as_str().expect("user").to_owned(),
-                v["first_failure"].as_i64().expect("first"),
-                v["success"].as_i64().expect("success"),
-                v["failures"].as_u64().expect("failures"),
-            )
+            let user = v["user"].as_str().expect("user").to_owned();
+            if v.get("steps").is_some() {
+                // A declared match: its span, and its events by step.
+                let fails = v["steps"]["fails"].as_array().expect("fails");
+                assert_eq!(v["steps"]["success"].as_array().map(Vec::len), Some(1));
+                let first = v["start"].as_i64().expect("start");
+                assert_eq!(fails[0]["ts"].as_i64(), Some(first));
+                (
+                    user,
+                    first,
+                    v["end"].as_i64().expect("end"),
+                    fails.len() as u64,
+                )
+            } else {
+                (
+                    user,
+                    v["first_failure"].as_i64().expect("first"),
+                    v["success"].as_i64().expect("success"),
+                    v["failures"].as_u64().expect("failures"),
+                )
+            }
         })
         .collect();
     (lines.len(), set)
@@ -125,6 +170,56 @@ fn a_pattern_plugin_finds_every_burst_in_event_time_order() {
     assert!(want.len() > 100, "{} bursts in the data", want.len());
     let (lines, found) = matches(&ws, "found.jsonl");
     assert_eq!(lines, want.len(), "each burst once");
+    assert_eq!(found, want);
+}
+
+#[test]
+fn the_declared_pattern_finds_what_the_plugin_finds() {
+    let ws = Workspace::new();
+    let events = logins(20_000, 7);
+    write_logins(&ws, &events);
+    pipeline(&ws, "plugin");
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    pipeline_with(&ws, "declared", &declared_matcher());
+    let done = ws.run(Duration::from_secs(120));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let want = expected(&events);
+    assert!(want.len() > 100, "{} bursts in the data", want.len());
+    let (plugin_lines, by_plugin) = matches(&ws, "plugin.jsonl");
+    let (declared_lines, declared) = matches(&ws, "declared.jsonl");
+    assert_eq!(by_plugin, want);
+    assert_eq!(
+        declared, by_plugin,
+        "the declared pattern and the plugin disagree"
+    );
+    assert_eq!((plugin_lines, declared_lines), (want.len(), want.len()));
+}
+
+#[test]
+fn kill_9_three_times_changes_no_declared_match() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(13, |d| d.as_nanos() as u64);
+    eprintln!("seed {seed}");
+    let ws = Workspace::new();
+    let events = logins(300_000, seed);
+    write_logins(&ws, &events);
+    let want = expected(&events);
+    let size = std::fs::metadata(ws.path("logins.jsonl"))
+        .expect("size")
+        .len();
+    pipeline_with(&ws, "killed", &declared_matcher());
+    let mut rng = Lcg(seed ^ 0x2545_f491);
+    let kills = common::kill_three_times(&ws, "state-killed", "logins", size, &mut rng);
+    eprintln!(
+        "killed at source offsets {kills:?} of {size}; {} bursts",
+        want.len()
+    );
+    let done = ws.run(Duration::from_secs(300));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let (lines, found) = matches(&ws, "killed.jsonl");
+    eprintln!("{lines} match lines, {} distinct", found.len());
     assert_eq!(found, want);
 }
 
