@@ -181,9 +181,28 @@ fn the_declared_pattern_finds_what_the_plugin_finds() {
     pipeline(&ws, "plugin");
     let done = ws.run(Duration::from_secs(120));
     assert_eq!(done.code, 0, "{}", done.stderr);
-    pipeline_with(&ws, "declared", &declared_matcher());
+    // With the partial matches that run out of time sent to a sink of their own.
+    let timeouts = format!(
+        "timeouts = true\n{}\n[sinks.timed_out]\ntype = \"file\"\npath = \"timed-out.jsonl\"\ninputs = [\"bursts.timeout\"]",
+        declared_matcher()
+    );
+    pipeline_with(&ws, "declared", &timeouts);
     let done = ws.run(Duration::from_secs(120));
     assert_eq!(done.code, 0, "{}", done.stderr);
+    let timed_out = ws.lines("timed-out.jsonl");
+    assert!(timed_out.len() > 100, "{} timed out", timed_out.len());
+    for t in &timed_out {
+        // A partial match of failures alone, ended a minute after its first.
+        let start = t["start"].as_i64().expect("start");
+        assert_eq!(
+            t["timed_out_at"].as_i64(),
+            Some(start + WITHIN_MS + 1),
+            "{t}"
+        );
+        let fails = t["steps"]["fails"].as_array().expect("fails");
+        assert!(!fails.is_empty() && fails.len() <= FAILURES, "{t}");
+        assert!(t["steps"].get("success").is_none(), "{t}");
+    }
     let want = expected(&events);
     assert!(want.len() > 100, "{} bursts in the data", want.len());
     let (plugin_lines, by_plugin) = matches(&ws, "plugin.jsonl");

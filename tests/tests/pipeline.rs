@@ -436,6 +436,20 @@ fn invalid_pipeline_files_are_refused_with_file_line_and_fix() {
             "pipeline.toml:6: environment variable WEIR_TEST_UNSET_SECRET is not set",
         ),
         (
+            "bad condition in a pattern step",
+            format!(
+                "{base_source}[stages.p]\ntype = \"pattern\"\ninputs = [\"in\"]\n[[stages.p.steps]]\nname = \"a\"\nwhere = \"v > 1\"\n[[stages.p.steps]]\nname = \"b\"\nwhere = \"v > a.v *\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"p\"]\n"
+            ),
+            "pipeline.toml:12: stages.p.steps[1].where: \"v > a.v *\": column 10: expected a value, found the end",
+        ),
+        (
+            "absence without within",
+            format!(
+                "{base_source}[stages.p]\ntype = \"pattern\"\ninputs = [\"in\"]\n[[stages.p.steps]]\nname = \"order\"\n[[stages.p.steps]]\nname = \"payment\"\nafter = \"not_followed_by\"\nwhere = \"paid\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"p\"]\n"
+            ),
+            "stages.p.within: a pattern that ends with `not_followed_by` (absence) needs `within`",
+        ),
+        (
             "source feeding nothing",
             format!(
                 "{base_source}[sources.extra]\ntype = \"stdin\"\n[sinks.out]\ntype = \"null\"\ninputs = [\"in\"]\n"

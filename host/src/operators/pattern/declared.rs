@@ -18,6 +18,7 @@ pub struct DeclaredMatcher {
     identity: String,
     timeouts: bool,
     found: Vec<Found>,
+    evicted: u64,
 }
 
 impl DeclaredMatcher {
@@ -29,11 +30,23 @@ impl DeclaredMatcher {
             identity,
             timeouts,
             found: Vec::new(),
+            evicted: 0,
         }
     }
 
     fn emit(&mut self, key: usize, step: &mut Step) {
         for found in self.found.drain(..) {
+            if found.outcome == Outcome::Evicted {
+                self.evicted += 1;
+                // Said at the 1st, 2nd, 4th, 8th... eviction: the running count, rarely.
+                if self.evicted.is_power_of_two() {
+                    tracing::warn!(
+                        evicted = self.evicted,
+                        max_partial_matches = self.pattern.max_partial_matches,
+                        "a key holds max_partial_matches partial matches: the oldest are dropped (set timeouts = true to receive them on STAGE.timeout, or raise the bound)"
+                    );
+                }
+            }
             let port = match found.outcome {
                 Outcome::Matched => 0,
                 Outcome::TimedOut | Outcome::Evicted if self.timeouts => 2,

@@ -106,6 +106,9 @@ pub struct KeyRun {
     seq: u64,
     /// Branches that began before this event number are pruned (skip strategy).
     floor: u64,
+    /// The branch list of the event before, kept for its allocation.
+    #[serde(skip)]
+    spare: Vec<Branch>,
 }
 
 /// What conditions decided about one event for one branch, worked out before anything
@@ -199,9 +202,9 @@ impl KeyRun {
         let seq = self.seq;
         self.seq += 1;
         let mut completions = Vec::new();
-        let branches = std::mem::take(&mut self.branches);
-        let mut next = Vec::with_capacity(branches.len() + 2);
-        for mut b in branches {
+        let mut branches = std::mem::take(&mut self.branches);
+        let mut next = std::mem::take(&mut self.spare);
+        for mut b in branches.drain(..) {
             let verdict = if pattern.reads_others {
                 let mut others = Vec::new();
                 let scope = self.scope(pattern, b.last, &mut others);
@@ -270,6 +273,7 @@ impl KeyRun {
             }
         }
         self.branches = next;
+        self.spare = branches;
         self.report(pattern, completions, out);
         self.bound(pattern, out);
     }
@@ -354,14 +358,14 @@ impl KeyRun {
             start_time,
             done: false,
         };
-        let mut spawned = Vec::new();
+        let first = next.len();
         let whole = if positive.is_group() {
             parts.count_ones() as usize == positive.parts.len()
         } else {
             true
         };
         if (positive.is_group() && !whole) || (!positive.is_group() && count < positive.max) {
-            spawned.push(spawn(Wait::Loop));
+            next.push(spawn(Wait::Loop));
         }
         let mut complete = false;
         if whole && count >= positive.min {
@@ -370,20 +374,20 @@ impl KeyRun {
                 b.not_next = follow.not_next;
                 b.not_between = follow.not_between;
                 b.guard = positive.greedy && count < positive.max;
-                spawned.push(b);
+                next.push(b);
             }
             match pattern.ends[step] {
                 Some(0) => complete = true,
                 Some(absent) => {
                     let mut b = spawn(Wait::Absent);
                     b.not_between = absent;
-                    spawned.push(b);
+                    next.push(b);
                 }
                 None => {}
             }
         }
         if complete {
-            for b in &mut spawned {
+            for b in &mut next[first..] {
                 b.done = true;
             }
             self.nodes[node as usize].refs += 1;
@@ -394,8 +398,7 @@ impl KeyRun {
                 outcome: Outcome::Matched,
             });
         }
-        self.nodes[node as usize].refs += spawned.len() as u32;
-        next.extend(spawned);
+        self.nodes[node as usize].refs += (next.len() - first) as u32;
         if self.nodes[node as usize].refs == 0 {
             self.nodes[node as usize].refs = 1;
             self.release(node);

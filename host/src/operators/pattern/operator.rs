@@ -24,9 +24,18 @@ use crate::operators::{Operator, Processed, Stateful};
 
 const SNAPSHOT_VERSION: u32 = 3;
 
+/// A key has events in the batch being gathered.
+const IN_BATCH: u8 = 1;
+/// A key's timer is among those about to fire.
+const IN_DUE: u8 = 2;
+
 struct KeyState<S> {
     key: GroupKey,
     state: S,
+    /// Whether it waits in the batch or the due timers being gathered (`IN_*` bits).
+    queued: u8,
+    /// Its index among the keys of the call being made.
+    slot: u32,
     timer: Option<i64>,
     /// Its events waiting in the buffer.
     buffered: usize,
@@ -164,6 +173,8 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         let state = KeyState {
             key: key.to_vec(),
             state: M::State::default(),
+            queued: 0,
+            slot: 0,
             timer: None,
             buffered: 0,
         };
@@ -210,9 +221,15 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         ));
     }
 
-    /// Feeds the matcher everything event time has reached: events in time order, each
-    /// key's timer when time reaches it (before that key's events at the same time).
+    /// Feeds the matcher everything event time has reached: events in time order, and each
+    /// key's timer after that key's events before it and before those at or after it. Only
+    /// the order within a key matters, so the events of many keys go in one call and the
+    /// timers of many keys in another; a call is cut short only where a key needs its
+    /// timer between its own events.
     fn release(&mut self, out: &mut Processed) {
+        let mut batch: Vec<(usize, Event)> = Vec::new();
+        let mut due: Vec<usize> = Vec::new();
+        let mut due_at = i64::MIN;
         loop {
             let watermark = self.watermark;
             let next_event = self
@@ -225,34 +242,68 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 .first()
                 .map(|&(t, _)| t)
                 .filter(|&t| t <= watermark);
-            match (next_event, next_timer) {
-                (None, None) => return,
-                (Some(event), Some(timer)) if timer <= event => self.fire(timer, out),
-                (None, Some(timer)) => self.fire(timer, out),
-                (Some(_), timer) => {
-                    self.feed(timer.map_or(watermark, |t| t.saturating_sub(1)), out)
+            let timer_first = match (next_event, next_timer) {
+                (None, None) => {
+                    if batch.is_empty() && due.is_empty() {
+                        return;
+                    }
+                    // What they do may set timers that are due already: look again.
+                    self.feed(std::mem::take(&mut batch), out);
+                    self.fire(std::mem::take(&mut due), due_at, out);
+                    due_at = i64::MIN;
+                    continue;
                 }
+                (Some(event), Some(timer)) => timer <= event,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if timer_first {
+                let Some((at, id)) = self.timers.pop_first() else {
+                    continue;
+                };
+                self.keys[id].timer = None;
+                if self.keys[id].queued & IN_BATCH != 0 {
+                    // Its events before the timer first; what the matcher asks for after
+                    // them replaces this timer, as any call's answer does.
+                    self.feed(std::mem::take(&mut batch), out);
+                    continue;
+                }
+                self.keys[id].queued |= IN_DUE;
+                due.push(id);
+                due_at = due_at.max(at);
+            } else {
+                let Some((_, (id, event))) = self.buffer.pop_first() else {
+                    continue;
+                };
+                if self.keys[id].queued & IN_DUE != 0 {
+                    // Counted as buffered still, the key is not let go by its timer call.
+                    self.fire(std::mem::take(&mut due), due_at, out);
+                    due_at = i64::MIN;
+                }
+                self.keys[id].buffered -= 1;
+                self.keys[id].queued |= IN_BATCH;
+                batch.push((id, event));
             }
         }
     }
 
-    /// Fires the timers due at `now`.
-    fn fire(&mut self, now: i64, out: &mut Processed) {
-        let mut ids = Vec::new();
-        while let Some(&(at, id)) = self.timers.first() {
-            if at != now {
-                break;
-            }
-            self.timers.remove(&(at, id));
-            self.keys[id].timer = None;
-            ids.push(id);
+    /// Tells the keys `ids`, whose timers are due, that event time reached `now`.
+    fn fire(&mut self, ids: Vec<usize>, now: i64, out: &mut Processed) {
+        if ids.is_empty() {
+            return;
+        }
+        for &id in &ids {
+            self.keys[id].queued &= !IN_DUE;
         }
         let mut states: Vec<M::State> = ids
             .iter()
             .map(|&id| std::mem::take(&mut self.keys[id].state))
             .collect();
         match self.matcher.on_timer(&mut states, now) {
-            Ok(step) => self.apply(&ids, states, step, &[], now, out),
+            Ok(step) => {
+                let nows = vec![now; ids.len()];
+                self.apply(&ids, states, step, &[], &nows, out);
+            }
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, keys = ids.len(), "pattern timer call failed; these keys keep their state and are called again later");
                 let again = self.later();
@@ -265,30 +316,24 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         }
     }
 
-    /// Feeds the buffered events up to `until` (inclusive), in time order, in one call.
-    fn feed(&mut self, until: i64, out: &mut Processed) {
-        let mut events = Vec::new();
-        let mut owners = Vec::new();
-        while let Some(entry) = self.buffer.first_entry() {
-            if entry.key().0 > until {
-                break;
-            }
-            let (id, event) = entry.remove();
-            self.keys[id].buffered -= 1;
-            owners.push(id);
-            events.push(event);
+    /// Feeds `batch` (events in time order, with their keys) in one call.
+    fn feed(&mut self, batch: Vec<(usize, Event)>, out: &mut Processed) {
+        if batch.is_empty() {
+            return;
         }
         let mut ids: Vec<usize> = Vec::new();
-        let mut slot_of: HashMap<usize, u32> = HashMap::new();
-        let targets: Vec<u32> = owners
-            .iter()
-            .map(|&id| {
-                *slot_of.entry(id).or_insert_with(|| {
-                    ids.push(id);
-                    (ids.len() - 1) as u32
-                })
-            })
-            .collect();
+        let mut targets: Vec<u32> = Vec::with_capacity(batch.len());
+        let mut events: Vec<Event> = Vec::with_capacity(batch.len());
+        for (id, event) in batch {
+            let key = &mut self.keys[id];
+            if key.queued & IN_BATCH != 0 {
+                key.queued &= !IN_BATCH;
+                key.slot = ids.len() as u32;
+                ids.push(id);
+            }
+            targets.push(key.slot);
+            events.push(event);
+        }
         let mut states: Vec<M::State> = ids
             .iter()
             .map(|&id| std::mem::take(&mut self.keys[id].state))
@@ -298,7 +343,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             times[target as usize] = times[target as usize].max(event.time);
         }
         match self.matcher.process(&mut states, &times, &events, &targets) {
-            Ok(step) => self.apply(&ids, states, step, &events, until, out),
+            Ok(step) => self.apply(&ids, states, step, &events, &times, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
                 for (&id, state) in ids.iter().zip(states) {
@@ -325,14 +370,14 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         (self.watermark < i64::MAX).then(|| self.watermark + 1)
     }
 
-    /// Takes in what a call at event time `now` returned.
+    /// Takes in what a call returned; `nows[i]` is the event time key `ids[i]` reached in it.
     fn apply(
         &mut self,
         ids: &[usize],
         states: Vec<M::State>,
         step: Step,
         events: &[Event],
-        now: i64,
+        nows: &[i64],
         out: &mut Processed,
     ) {
         let Step {
@@ -341,7 +386,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             failures,
         } = step;
         let later = self.later();
-        for ((&id, state), timer) in ids.iter().zip(states).zip(timers) {
+        for (((&id, state), timer), &now) in ids.iter().zip(states).zip(timers).zip(nows) {
             self.keys[id].state = state;
             // A timer asked for at or before the time just handled fires once event time
             // moves on again: asked for again and again, it would hold time in place.
