@@ -17,15 +17,16 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+#[path = "support/finite.rs"]
+mod finite;
 mod support;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
+use finite::pipeline_seconds;
 use weir::config::PatternStageConfig;
-use weir::metrics::Metrics;
 use weir::operators::pattern::nfa::{KeyRun, Outcome};
 use weir::operators::pattern::spec::Pattern;
 use weir_plugin_sdk::msgpack;
@@ -196,21 +197,6 @@ fn memory(pattern: &Pattern) {
         held as f64 / open as f64,
         payload_bytes / payloads.len()
     );
-}
-
-fn pipeline_seconds(pipeline: &str) -> f64 {
-    let state = tempfile::tempdir().expect("state dir");
-    let pipeline = pipeline.replace("{state}", &state.path().display().to_string());
-    let (runtime, loaded, registry) = support::prepare(&pipeline);
-    runtime.block_on(async {
-        let metrics = Metrics::new();
-        let started = Instant::now();
-        let running = weir::pipeline::start(&loaded, &registry, &metrics, CancellationToken::new())
-            .await
-            .expect("pipeline starts");
-        running.wait().await;
-        started.elapsed().as_secs_f64()
-    })
 }
 
 /// The pattern stage in a pipeline, declared and as a plugin, against the same pipeline

@@ -20,15 +20,15 @@
 // A bench binary with its own main: nothing here is public API.
 #![allow(missing_docs)]
 
+#[path = "support/finite.rs"]
+mod finite;
 mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-use weir::metrics::Metrics;
-
+use finite::pipeline_seconds;
 use weir::event::Event;
 use weir::operators::window::{
     AggKind, AggSpec, PluginAggregation, PluginAggregations, Scalar, WindowEngine, WindowKind,
@@ -236,21 +236,6 @@ fn main() {
 const PIPELINE_EVENTS: u64 = 2_000_000;
 
 /// Seconds `pipeline` takes to run to its end, with a state directory of its own.
-fn pipeline_seconds(pipeline: &str) -> f64 {
-    let state = tempfile::tempdir().expect("state dir");
-    let pipeline = pipeline.replace("{state}", &state.path().display().to_string());
-    let (runtime, loaded, registry) = support::prepare(&pipeline);
-    runtime.block_on(async {
-        let metrics = Metrics::new();
-        let started = Instant::now();
-        let running = weir::pipeline::start(&loaded, &registry, &metrics, CancellationToken::new())
-            .await
-            .expect("pipeline starts");
-        running.wait().await;
-        started.elapsed().as_secs_f64()
-    })
-}
-
 /// The window stage in a pipeline, against the same pipeline without it.
 fn pipelines() {
     let head = format!(

@@ -539,3 +539,42 @@ where = "v == 2"
         ]
     );
 }
+
+#[test]
+fn a_partial_match_is_reported_once_however_many_ways_it_waits() {
+    // Waiting for more `a` and for the absence to pass: once the absence is waited out it
+    // is a match, and not also a timed-out partial match.
+    let absence = r#"
+within = "10ms"
+[[steps]]
+name = "a"
+where = "v == 1"
+one_or_more = true
+[[steps]]
+name = "n"
+after = "not_followed_by"
+where = "v == 2"
+"#;
+    assert_eq!(
+        scenario(absence, &[(0, r#"{"id":0,"v":1}"#)]),
+        ["matched a=[0]"]
+    );
+    // Over the bound, a partial match goes whole (its loop and its wait for `b`), once.
+    let bounded = r#"
+max_partial_matches = 1
+[[steps]]
+name = "a"
+where = "v == 1"
+one_or_more = true
+[[steps]]
+name = "b"
+where = "v == 2"
+"#;
+    assert_eq!(
+        scenario(
+            bounded,
+            &[(0, r#"{"id":0,"v":1}"#), (1, r#"{"id":1,"v":2}"#)]
+        ),
+        ["evicted @0 a=[0]"]
+    );
+}

@@ -34,6 +34,14 @@ impl DeclaredMatcher {
         }
     }
 
+    /// Each key's next deadline: when its oldest partial match runs out of time.
+    fn timers(&self, states: &[KeyRun]) -> Vec<Option<i64>> {
+        states
+            .iter()
+            .map(|s| s.next_deadline(&self.pattern))
+            .collect()
+    }
+
     fn emit(&mut self, key: usize, step: &mut Step) {
         for found in self.found.drain(..) {
             if found.outcome == Outcome::Evicted {
@@ -140,10 +148,7 @@ impl KeyedMatcher for DeclaredMatcher {
             states[key].on_event(&self.pattern, &event.payload, event.time, &mut self.found);
             self.emit(key, &mut step);
         }
-        step.timers = states
-            .iter()
-            .map(|s| s.next_deadline(&self.pattern))
-            .collect();
+        step.timers = self.timers(states);
         Ok(step)
     }
 
@@ -153,10 +158,7 @@ impl KeyedMatcher for DeclaredMatcher {
             state.advance(&self.pattern, now, &mut self.found);
             self.emit(key, &mut step);
         }
-        step.timers = states
-            .iter()
-            .map(|s| s.next_deadline(&self.pattern))
-            .collect();
+        step.timers = self.timers(states);
         Ok(step)
     }
 }

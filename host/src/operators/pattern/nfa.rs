@@ -162,16 +162,22 @@ impl KeyRun {
             return;
         }
         let mut ended = Vec::new();
+        let (mut expired, branches): (Vec<Branch>, Vec<Branch>) =
+            std::mem::take(&mut self.branches)
+                .into_iter()
+                .partition(|b| b.start_time.saturating_add(within) <= now);
+        self.branches = branches;
+        // An absence waited out is a match: the same events waiting for more are not also
+        // a timed-out partial match.
+        expired.sort_by_key(|b| b.wait != Wait::Absent);
         let mut reported = std::collections::HashSet::new();
-        let branches = std::mem::take(&mut self.branches);
-        for b in branches {
+        for b in expired {
             let deadline = b.start_time.saturating_add(within);
-            if deadline > now {
-                self.branches.push(b);
-                continue;
-            }
             let outcome = match b.wait {
-                Wait::Absent => Some(Outcome::Matched),
+                Wait::Absent => {
+                    reported.insert(b.last);
+                    Some(Outcome::Matched)
+                }
                 // One report per partial match, however many branches it has.
                 _ if !b.done && reported.insert(b.last) => Some(Outcome::TimedOut),
                 _ => None,
@@ -482,7 +488,7 @@ impl KeyRun {
         }
         let floor = self.floor;
         for c in ended {
-            if c.outcome == Outcome::Matched && c.start_seq < self.floor {
+            if c.outcome != Outcome::Evicted && c.start_seq < self.floor {
                 self.release(c.node);
                 continue;
             }
@@ -543,10 +549,17 @@ impl KeyRun {
         if excess == 0 {
             return;
         }
-        self.branches.sort_by_key(|b| b.start_seq);
-        let dropped: Vec<Branch> = self.branches.drain(..excess).collect();
+        // Whole partial matches go, oldest first: every branch that waits on the same
+        // events, reported once.
+        self.branches.sort_by_key(|b| (b.start_seq, b.last));
+        let mut cut = excess;
+        while cut < self.branches.len() && self.branches[cut].last == self.branches[cut - 1].last {
+            cut += 1;
+        }
+        let dropped: Vec<Branch> = self.branches.drain(..cut).collect();
+        let mut reported = std::collections::HashSet::new();
         for b in dropped {
-            if !b.done {
+            if !b.done && reported.insert(b.last) {
                 out.push(Found {
                     outcome: Outcome::Evicted,
                     at: self.nodes[b.last as usize].time,

@@ -80,6 +80,8 @@ pub struct PatternOperator<M: KeyedMatcher> {
     arrivals: u64,
     replay: Replay,
     watermark: i64,
+    /// The latest event time fed to the matcher.
+    fed_until: i64,
     workers: usize,
     key: GroupKey,
 }
@@ -118,6 +120,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             arrivals: 0,
             replay: Replay::new(order, config.out_of_orderness.0, config.idle_timeout.0),
             watermark: i64::MIN,
+            fed_until: i64::MIN,
             workers,
             key: Vec::new(),
         };
@@ -272,15 +275,21 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 due.push(id);
                 due_at = due_at.max(at);
             } else {
-                let Some((_, (id, event))) = self.buffer.pop_first() else {
+                let Some((_, &(id, _))) = self.buffer.first_key_value() else {
                     continue;
                 };
                 if self.keys[id].queued & IN_DUE != 0 {
-                    // Counted as buffered still, the key is not let go by its timer call.
+                    // Its timer first; it may ask for another before this event, so look
+                    // again before taking the event.
                     self.fire(std::mem::take(&mut due), due_at, out);
                     due_at = i64::MIN;
+                    continue;
                 }
+                let Some((_, (id, event))) = self.buffer.pop_first() else {
+                    continue;
+                };
                 self.keys[id].buffered -= 1;
+                self.fed_until = self.fed_until.max(event.time);
                 self.keys[id].queued |= IN_BATCH;
                 batch.push((id, event));
             }
@@ -346,8 +355,13 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             Ok(step) => self.apply(&ids, states, step, &events, &times, out),
             Err(error) => {
                 tracing::error!(stage = %self.stage, error = %error, events = events.len(), "pattern call failed; its events go to the dead-letter sink and the keys keep their state");
+                let again = self.later();
                 for (&id, state) in ids.iter().zip(states) {
                     self.keys[id].state = state;
+                    // A timer taken to feed these events is not lost with them.
+                    if self.keys[id].timer.is_none() {
+                        self.set_timer(id, again);
+                    }
                     self.maybe_release(id);
                 }
                 let reason = if error.fault().is_some() {
@@ -391,6 +405,8 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             // A timer asked for at or before the time just handled fires once event time
             // moves on again: asked for again and again, it would hold time in place.
             let timer = match timer {
+                // After the end of input no time comes: no timer either.
+                _ if later.is_none() => None,
                 Some(t) if t <= now => later,
                 other => other,
             };
@@ -521,8 +537,9 @@ impl<M: KeyedMatcher> Stateful for PatternOperator<M> {
         let watermark = self.watermark;
         self.watermark = i64::MAX;
         self.release(out);
-        // More input may come another day (a file appended to): it is not all late.
-        self.watermark = watermark;
+        // More input may come another day (a file appended to): it is not all late, but
+        // what is before an event already fed is.
+        self.watermark = watermark.max(self.fed_until);
     }
 
     fn flush(&mut self, _out: &mut Processed) {}
