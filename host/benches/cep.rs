@@ -8,7 +8,8 @@
 //! event-time order, 0.6 ms apart: about ten events per key per minute. Each figure is the
 //! median of five rounds.
 //!
-//! Then the memory one open partial match holds (resident-set growth over 1,000,000 partial
+//! Then the whole stage without a pipeline (event-time buffer, keys and timers included),
+//! declared and with the `sequence` plugin; then the memory one open partial match holds (resident-set growth over 1,000,000 partial
 //! matches on 10,000 keys), and the whole stage in a pipeline: a generator of 2,000,000
 //! events through the declared pattern, then through the `sequence` pattern plugin (the
 //! same pattern in wasm), to a null sink, against the generator straight to the null sink.
@@ -22,13 +23,22 @@ mod finite;
 mod support;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use finite::pipeline_seconds;
+use prometheus_client::metrics::counter::Counter;
 use weir::config::PatternStageConfig;
+use weir::event::Event;
 use weir::operators::pattern::nfa::{KeyRun, Outcome};
 use weir::operators::pattern::spec::Pattern;
+use weir::operators::pattern::{DeclaredMatcher, KeyedMatcher, PatternOperator, PluginMatcher};
+use weir::operators::window::SourceOrder;
+use weir::operators::{Operator, Processed};
+use weir::plugins::{
+    PluginEngine, PluginKind, PluginLimits, PluginLoader, PluginRegistry, PluginUser,
+};
 use weir_plugin_sdk::msgpack;
 
 /// Resident memory of this process, in bytes, from `/proc/self/statm`.
@@ -155,6 +165,91 @@ fn declared(pattern: &Pattern, inputs: &[Input]) -> (f64, u64) {
     )
 }
 
+/// The whole stage without a pipeline around it: `operator` takes the events in batches
+/// of 1,024, as a worker does, then the end of input; events/s.
+fn stage_rate(mut operator: impl Operator, inputs: &[Input]) -> (f64, usize) {
+    let events: Vec<Event> = inputs
+        .iter()
+        .map(|i| Event::new(i.payload.clone(), i.time))
+        .collect();
+    let mut out = Processed::default();
+    let mut matches = 0;
+    let started = Instant::now();
+    for batch in events.chunks(1024) {
+        out.reset(3);
+        operator.process(batch.to_vec(), &mut out);
+        matches += out.ports[0].len();
+    }
+    out.reset(3);
+    if let Some(stateful) = operator.stateful() {
+        stateful.end_of_input(&mut out);
+    }
+    matches += out.ports[0].len();
+    (
+        inputs.len() as f64 / started.elapsed().as_secs_f64(),
+        matches,
+    )
+}
+
+/// A pattern stage on one worker, matching with `matcher`.
+fn stage<M: KeyedMatcher>(config: &PatternStageConfig, matcher: M) -> PatternOperator<M> {
+    let order = SourceOrder {
+        names: Arc::from(vec!["in".to_owned()]),
+        ordered: vec![true],
+        assignments: Arc::default(),
+        feeds: vec![true],
+    };
+    PatternOperator::new(
+        "bench",
+        config,
+        1,
+        &order,
+        Counter::default(),
+        matcher,
+        None,
+    )
+    .expect("stage starts")
+}
+
+/// The stage with the declared pattern, and with the `sequence` plugin.
+fn stages(inputs: &[Input]) -> (f64, f64) {
+    let declared_config: PatternStageConfig = toml::from_str(&format!(
+        "inputs = [\"in\"]\ngroup_by = [\"user\"]\n{DECLARED}"
+    ))
+    .expect("config");
+    let pattern = Arc::new(Pattern::compile(&declared_config).expect("pattern"));
+    let (declared, declared_matches) = stage_rate(
+        stage(
+            &declared_config,
+            DeclaredMatcher::new(pattern, "bench".into(), false),
+        ),
+        inputs,
+    );
+    let plugin_config: PatternStageConfig = toml::from_str(
+        "inputs = [\"in\"]\ngroup_by = [\"user\"]\npattern = { plugin = \"sequence\" }\n",
+    )
+    .expect("config");
+    let plugin = PluginLoader::new(PluginEngine::new().expect("engine"), None)
+        .load(&weir_e2e::plugin("sequence"))
+        .expect("sequence loads");
+    let name = "sequence".to_owned();
+    let registry = PluginRegistry::new([(&name, &Arc::new(plugin))]);
+    let slot = Arc::clone(registry.slot("sequence").expect("slot"));
+    let user = PluginUser::new(
+        "bench",
+        PluginKind::Pattern,
+        serde_json::json!({"field": "kind", "steps": ["a", "b", "c"], "within_ms": WITHIN_MS}),
+        PluginLimits::default(),
+    );
+    let matcher = PluginMatcher::new(slot, user, Default::default()).expect("plugin starts");
+    let (plugin, plugin_matches) = stage_rate(stage(&plugin_config, matcher), inputs);
+    assert_eq!(
+        declared_matches, plugin_matches,
+        "the plugin and the declared pattern disagree"
+    );
+    (declared, plugin)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -249,6 +344,13 @@ fn main() {
         counts = Some(native_matches);
     }
     let (native, automaton) = (median(natives), median(automata));
+    let (mut declared_stages, mut plugin_stages) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (declared, plugin) = stages(&inputs);
+        declared_stages.push(declared);
+        plugin_stages.push(plugin);
+    }
+    let (declared_stage, plugin_stage) = (median(declared_stages), median(plugin_stages));
     println!(
         "a -> b -> c (followed_by) within 1m, {EVENTS} events over {KEYS} keys, {} matches (median of 5):",
         counts.unwrap_or(0)
@@ -257,6 +359,15 @@ fn main() {
     println!(
         "  declared automaton: {automaton:>12.0} events/s   {:.2}× native",
         automaton / native
+    );
+    println!("the stage, batches of 1,024, event-time buffer and timers included (median of 3):");
+    println!(
+        "  declared pattern:   {declared_stage:>12.0} events/s   {:.2}× native",
+        declared_stage / native
+    );
+    println!(
+        "  sequence plugin:    {plugin_stage:>12.0} events/s   {:.2}× native",
+        plugin_stage / native
     );
     memory(&pattern);
     pipelines();

@@ -3,6 +3,7 @@
 //! `pattern` plugin whose per-key state and timers the host holds, checkpoints and carries
 //! over reloads.
 
+mod buffer;
 mod declared;
 mod keyed;
 mod matcher;

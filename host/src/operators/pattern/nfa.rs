@@ -98,7 +98,7 @@ struct Completion {
 }
 
 /// The automaton's state for one key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRun {
     nodes: Vec<Node>,
     free: Vec<u32>,
@@ -109,6 +109,13 @@ pub struct KeyRun {
     /// The branch list of the event before, kept for its allocation.
     #[serde(skip)]
     spare: Vec<Branch>,
+    /// No branch runs out of time before this (`i64::MIN`: not known).
+    #[serde(skip, default = "unknown")]
+    due: i64,
+}
+
+fn unknown() -> i64 {
+    i64::MIN
 }
 
 /// What conditions decided about one event for one branch, worked out before anything
@@ -121,6 +128,20 @@ struct Verdict {
     /// The event meets the awaited step's condition (any part).
     matches: bool,
     guard_off: bool,
+}
+
+impl Default for KeyRun {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            branches: Vec::new(),
+            seq: 0,
+            floor: 0,
+            spare: Vec::new(),
+            due: i64::MAX,
+        }
+    }
 }
 
 impl KeyRun {
@@ -142,6 +163,10 @@ impl KeyRun {
     /// The next time a partial match times out (or an absence completes).
     pub fn next_deadline(&self, pattern: &Pattern) -> Option<i64> {
         let within = pattern.within?;
+        if self.due != i64::MIN {
+            // A bound no later than the first deadline: at worst a call comes early.
+            return (self.due != i64::MAX).then_some(self.due);
+        }
         self.branches
             .iter()
             .map(|b| b.start_time.saturating_add(within))
@@ -154,11 +179,17 @@ impl KeyRun {
         let Some(within) = pattern.within else {
             return;
         };
-        if self
+        if now < self.due {
+            return;
+        }
+        let first = self
             .branches
             .iter()
-            .all(|b| b.start_time.saturating_add(within) > now)
-        {
+            .map(|b| b.start_time.saturating_add(within))
+            .min()
+            .unwrap_or(i64::MAX);
+        if first > now {
+            self.due = first;
             return;
         }
         let mut ended = Vec::new();
@@ -166,6 +197,11 @@ impl KeyRun {
             std::mem::take(&mut self.branches)
                 .into_iter()
                 .partition(|b| b.start_time.saturating_add(within) <= now);
+        self.due = branches
+            .iter()
+            .map(|b| b.start_time.saturating_add(within))
+            .min()
+            .unwrap_or(i64::MAX);
         self.branches = branches;
         // An absence waited out is a match: the same events waiting for more are not also
         // a timed-out partial match.
@@ -350,6 +386,9 @@ impl KeyRun {
         let count = continuing.map_or(1, |b| b.count + 1);
         let parts = continuing.map_or(0, |b| b.parts) | (1 << part);
         let (start_seq, start_time) = from.map_or((seq, time), |b| (b.start_seq, b.start_time));
+        if let Some(within) = pattern.within {
+            self.due = self.due.min(start_time.saturating_add(within));
+        }
         let spawn = |wait: Wait| Branch {
             wait,
             last: node,

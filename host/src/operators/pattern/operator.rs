@@ -5,13 +5,15 @@
 //! Its checkpoint holds the states, timers, buffered events and the source positions they
 //! reflect, like the window stage's, so a restart passes over what it holds already.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
+use weir_plugin_sdk::msgpack;
 
+use super::buffer::EventBuffer;
 use super::keyed::{KeyedMatcher, Step, TIMEOUT_PORT};
 use crate::config::PatternStageConfig;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
@@ -76,7 +78,7 @@ pub struct PatternOperator<M: KeyedMatcher> {
     keys: Vec<KeyState<M::State>>,
     free: Vec<usize>,
     timers: BTreeSet<(i64, usize)>,
-    buffer: BTreeMap<(i64, u64), (usize, Event)>,
+    buffer: EventBuffer,
     arrivals: u64,
     replay: Replay,
     watermark: i64,
@@ -116,7 +118,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             keys: Vec::new(),
             free: Vec::new(),
             timers: BTreeSet::new(),
-            buffer: BTreeMap::new(),
+            buffer: EventBuffer::default(),
             arrivals: 0,
             replay: Replay::new(order, config.out_of_orderness.0, config.idle_timeout.0),
             watermark: i64::MIN,
@@ -163,7 +165,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 ..Event::new(held.payload, held.time)
             };
             self.keys[id].buffered += 1;
-            self.buffer.insert((time, arrival), (id, event));
+            self.buffer.insert(time, arrival, id, event);
         }
         self.replay.restore(snapshot.positions, snapshot.clocks);
         Ok(())
@@ -196,6 +198,9 @@ impl<M: KeyedMatcher> PatternOperator<M> {
     }
 
     fn set_timer(&mut self, id: usize, timer: Option<i64>) {
+        if self.keys[id].timer == timer {
+            return;
+        }
         if let Some(old) = self.keys[id].timer.take() {
             self.timers.remove(&(old, id));
         }
@@ -237,8 +242,8 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             let watermark = self.watermark;
             let next_event = self
                 .buffer
-                .first_key_value()
-                .map(|((t, _), _)| *t)
+                .first()
+                .map(|(t, _)| t)
                 .filter(|&t| t <= watermark);
             let next_timer = self
                 .timers
@@ -275,7 +280,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 due.push(id);
                 due_at = due_at.max(at);
             } else {
-                let Some((_, &(id, _))) = self.buffer.first_key_value() else {
+                let Some((_, id)) = self.buffer.first() else {
                     continue;
                 };
                 if self.keys[id].queued & IN_DUE != 0 {
@@ -285,7 +290,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                     due_at = i64::MIN;
                     continue;
                 }
-                let Some((_, (id, event))) = self.buffer.pop_first() else {
+                let Some((id, event)) = self.buffer.pop_first() else {
                     continue;
                 };
                 self.keys[id].buffered -= 1;
@@ -435,24 +440,50 @@ impl<M: KeyedMatcher> PatternOperator<M> {
 /// A match's payload with the key's `group_by` fields in front, when it is a map that does
 /// not name them already.
 fn with_key(group_by: &[String], key: &[Scalar], payload: &[u8]) -> Bytes {
-    let Ok(rmpv::Value::Map(entries)) = rmpv::decode::read_value(&mut &payload[..]) else {
-        return Bytes::copy_from_slice(payload);
+    let unchanged = || Bytes::copy_from_slice(payload);
+    let Ok((msgpack::Value::Map { len, entries }, _)) = msgpack::read(payload) else {
+        return unchanged();
     };
-    let mut all: Vec<(rmpv::Value, rmpv::Value)> = group_by
-        .iter()
-        .zip(key)
-        .filter(|(field, _)| {
-            !entries
-                .iter()
-                .any(|(k, _)| k.as_str() == Some(field.as_str()))
-        })
-        .map(|(field, value)| (rmpv::Value::from(field.as_str()), value.to_rmpv()))
-        .collect();
-    all.extend(entries);
-    let mut buf = Vec::with_capacity(payload.len() + 16);
-    // Writing to a Vec cannot fail.
-    let _ = rmpv::encode::write_value(&mut buf, &rmpv::Value::Map(all));
-    Bytes::from(buf)
+    // Which key fields the map names already; its entries are copied as they are.
+    let mut named = vec![false; group_by.len()];
+    let mut rest = entries;
+    for _ in 0..len {
+        let Ok((name, size)) = msgpack::read(rest) else {
+            return unchanged();
+        };
+        if let msgpack::Value::Str(name) = name {
+            for (field, seen) in group_by.iter().zip(named.iter_mut()) {
+                *seen |= field.as_bytes() == name;
+            }
+        }
+        let Ok(value) = msgpack::skip(&rest[size..]) else {
+            return unchanged();
+        };
+        rest = &rest[size + value..];
+    }
+    let body = &entries[..entries.len() - rest.len()];
+    let missing = named.iter().filter(|seen| !**seen).count() as u32;
+    let mut out = Vec::with_capacity(payload.len() + 16 * group_by.len());
+    msgpack::write_map_len(&mut out, len + missing);
+    for ((field, value), seen) in group_by.iter().zip(key).zip(&named) {
+        if !seen {
+            msgpack::write_str(&mut out, field);
+            write_scalar(&mut out, value);
+        }
+    }
+    out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
+fn write_scalar(out: &mut Vec<u8>, value: &Scalar) {
+    match value {
+        Scalar::Nil => msgpack::write_nil(out),
+        Scalar::Bool(b) => msgpack::write_bool(out, *b),
+        Scalar::Int(i) => msgpack::write_int(out, *i),
+        Scalar::Float(f) => msgpack::write_f64(out, *f),
+        Scalar::Str(s) => msgpack::write_str(out, s),
+        Scalar::Raw(bytes) => out.extend_from_slice(bytes),
+    }
 }
 
 impl<M: KeyedMatcher> Operator for PatternOperator<M> {
@@ -495,23 +526,29 @@ impl<M: KeyedMatcher> Operator for PatternOperator<M> {
             for field in &self.group_by {
                 self.key.push(Scalar::lookup(&event.payload, field));
             }
-            if !self.ids.contains_key(&self.key) && self.ids.len() >= self.max_keys {
-                let why = format!(
-                    "pattern state is full: {} keys hold state (max_keys)",
-                    self.max_keys
-                );
-                self.refusals
-                    .refuse(event, DeadLetterReason::StateFull, &why, out);
-                continue;
-            }
-            let key = std::mem::take(&mut self.key);
-            let id = self.id(&key);
-            self.key = key;
+            let id = match self.ids.get(&self.key) {
+                Some(&id) => id,
+                None if self.ids.len() >= self.max_keys => {
+                    let why = format!(
+                        "pattern state is full: {} keys hold state (max_keys)",
+                        self.max_keys
+                    );
+                    self.refusals
+                        .refuse(event, DeadLetterReason::StateFull, &why, out);
+                    continue;
+                }
+                None => {
+                    let key = std::mem::take(&mut self.key);
+                    let id = self.id(&key);
+                    self.key = key;
+                    id
+                }
+            };
             let watermark = self.replay.observe(event.origin, time, now);
             event.time = time;
             self.arrivals += 1;
             self.keys[id].buffered += 1;
-            self.buffer.insert((time, self.arrivals), (id, event));
+            self.buffer.insert(time, self.arrivals, id, event);
             self.watermark = self.watermark.max(watermark);
         }
         self.release(out);
@@ -563,11 +600,11 @@ impl<M: KeyedMatcher> Stateful for PatternOperator<M> {
             buffered: self
                 .buffer
                 .iter()
-                .map(|(&(time, arrival), (id, event))| {
+                .map(|(time, arrival, id, event)| {
                     (
                         time,
                         arrival,
-                        self.keys[*id].key.clone(),
+                        self.keys[id].key.clone(),
                         Held {
                             payload: event.payload.to_vec(),
                             key: event.key.as_ref().map(|k| k.to_vec()),
