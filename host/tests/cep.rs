@@ -578,3 +578,172 @@ where = "v == 2"
         ["evicted @0 a=[0]"]
     );
 }
+
+/// The whole stage, driven as a worker drives it: several keys interleaved, events arriving
+/// out of order within `out_of_orderness`, batches of random sizes, ticks, then the end of
+/// input. Per key, its matches must be the reference's, in the reference's order.
+#[test]
+fn the_stage_matches_the_reference_whatever_the_arrival_order_and_batching() {
+    use std::sync::Arc;
+    use weir::operators::pattern::{DeclaredMatcher, PatternOperator};
+    use weir::operators::window::SourceOrder;
+    use weir::operators::{Operator, Processed};
+
+    let g = Grammar {
+        relations: true,
+        quantifiers: true,
+        groups: true,
+        negations: true,
+        within: true,
+        skip: true,
+    };
+    let mut rng = Rng(77);
+    let mut compared = 0;
+    let cases = 150
+        * std::env::var("WEIR_CEP_CASES")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(1);
+    while compared < cases {
+        let text = random_pattern(&mut rng, g);
+        let Ok(config) = toml::from_str::<PatternStageConfig>(&format!(
+            "inputs = [\"in\"]\ngroup_by = [\"k\"]\nout_of_orderness = \"3ms\"\n{text}"
+        )) else {
+            continue;
+        };
+        let Ok(pattern) = Pattern::compile(&config) else {
+            continue;
+        };
+        let pattern = Arc::new(pattern);
+        // Three keys; each key's events in event-time order, then all of them arriving
+        // shuffled within the out-of-orderness bound.
+        let mut arrivals: Vec<(i64, usize, String)> = Vec::new();
+        let mut per_key: Vec<Vec<Ev>> = Vec::new();
+        for k in 0..3 {
+            let n = 3 + rng.below(5) as usize;
+            let mut time = 0;
+            let mut evs = Vec::new();
+            for i in 0..n {
+                time += rng.below(3) as i64;
+                let v = rng.below(4);
+                let id = k * 100 + i;
+                evs.push(event(id, v, time));
+                arrivals.push((time, id, format!(r#"{{"i":{id},"v":{v},"k":{k}}}"#)));
+            }
+            per_key.push(evs);
+        }
+        // Sorted by time with a jitter below the bound: no event comes late.
+        let mut keyed: Vec<(i64, usize, String)> = arrivals
+            .into_iter()
+            .map(|(t, id, json)| (t * 10 + rng.below(25) as i64, id, json))
+            .collect();
+        keyed.sort();
+        let order = SourceOrder {
+            names: Arc::from(vec!["in".to_owned()]),
+            ordered: vec![true],
+            assignments: Arc::default(),
+            feeds: vec![true],
+        };
+        let matcher = DeclaredMatcher::new(Arc::clone(&pattern), "test".into(), false);
+        let mut stage = PatternOperator::new(
+            "test",
+            &config,
+            1,
+            &order,
+            prometheus_client::metrics::counter::Counter::default(),
+            matcher,
+            None,
+        )
+        .expect("stage");
+        let mut out = Processed::default();
+        let mut found: Vec<weir::event::Event> = Vec::new();
+        let mut at = 0;
+        let all: Vec<(i64, String)> = keyed
+            .into_iter()
+            .map(|(_, id, json)| {
+                let time = per_key[id / 100][id % 100].time;
+                (time, json)
+            })
+            .collect();
+        while at < all.len() {
+            let size = 1 + rng.below(4) as usize;
+            let batch: Vec<weir::event::Event> = all[at..(at + size).min(all.len())]
+                .iter()
+                .map(|(time, json)| {
+                    let payload = weir::format::json_to_msgpack(json.as_bytes()).expect("json");
+                    weir::event::Event::new(payload, *time)
+                })
+                .collect();
+            at += size;
+            out.reset(3);
+            stage.process(batch, &mut out);
+            assert!(out.dead.is_empty(), "nothing is late: {:?}", out.dead.len());
+            found.append(&mut out.ports[0]);
+        }
+        out.reset(3);
+        stage.stateful().expect("stateful").end_of_input(&mut out);
+        found.append(&mut out.ports[0]);
+        // Per key: (name, event id) lists in order. The stage takes a key's events in time
+        // order, and events at the same time in the order they arrived.
+        for k in 0..per_key.len() {
+            let mut seen: Vec<(i64, i64, Vec<u8>)> = all
+                .iter()
+                .filter_map(|(time, json)| {
+                    let payload = weir::format::json_to_msgpack(json.as_bytes()).expect("json");
+                    (number(&payload, "k") == k as i64)
+                        .then(|| (*time, number(&payload, "i"), payload))
+                })
+                .collect();
+            seen.sort_by_key(|e| e.0);
+            let ids: Vec<i64> = seen.iter().map(|e| e.1).collect();
+            let events: Vec<Ev> = seen
+                .into_iter()
+                .map(|(time, _, payload)| Ev { time, payload })
+                .collect();
+            let expected: Vec<Vec<(String, i64)>> = cep_reference::matches(&pattern, &events)
+                .into_iter()
+                .map(|m| {
+                    m.into_iter()
+                        .map(|(slot, i)| (pattern.names[slot].clone(), ids[i]))
+                        .collect()
+                })
+                .collect();
+            let got: Vec<Vec<(String, i64)>> = found
+                .iter()
+                .filter(|e| number(&e.payload, "k") == k as i64)
+                .map(|e| {
+                    let value: serde_json::Value =
+                        rmp_serde::from_slice(&e.payload).expect("match payload");
+                    let mut pairs: Vec<(String, i64)> = value["steps"]
+                        .as_object()
+                        .expect("steps")
+                        .iter()
+                        .flat_map(|(name, evs)| {
+                            evs.as_array()
+                                .expect("events")
+                                .iter()
+                                .map(|ev| (name.clone(), ev["i"].as_i64().expect("id")))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    pairs.sort_by_key(|p| ids.iter().position(|&i| i == p.1));
+                    pairs
+                })
+                .collect();
+            assert_eq!(
+                got,
+                expected,
+                "key {k}, pattern:\n{text}\nevents: {:?}\nall found: {:?}",
+                all,
+                found
+                    .iter()
+                    .map(|e| serde_json::to_string(
+                        &rmp_serde::from_slice::<serde_json::Value>(&e.payload).ok()
+                    )
+                    .unwrap_or_default())
+                    .collect::<Vec<_>>()
+            );
+        }
+        compared += 1;
+    }
+}

@@ -250,6 +250,21 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 .first()
                 .map(|&(t, _)| t)
                 .filter(|&t| t <= watermark);
+            if watermark == i64::MAX && next_event.is_none() {
+                // The input is over and every event is in: one last call for each key still
+                // waiting, at the end of time. What it asks for then is dropped.
+                self.feed(std::mem::take(&mut batch), out);
+                let mut ids = std::mem::take(&mut due);
+                while let Some((_, id)) = self.timers.pop_first() {
+                    self.keys[id].timer = None;
+                    ids.push(id);
+                }
+                if ids.is_empty() {
+                    return;
+                }
+                self.fire(ids, i64::MAX, out);
+                continue;
+            }
             let timer_first = match (next_event, next_timer) {
                 (None, None) => {
                     if batch.is_empty() && due.is_empty() {
@@ -410,8 +425,6 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             // A timer asked for at or before the time just handled fires once event time
             // moves on again: asked for again and again, it would hold time in place.
             let timer = match timer {
-                // After the end of input no time comes: no timer either.
-                _ if later.is_none() => None,
                 Some(t) if t <= now => later,
                 other => other,
             };
