@@ -29,7 +29,7 @@ use crate::event::Event;
 use crate::expr::Condition;
 use crate::metrics::{ComponentMetrics, Metrics};
 use crate::operators::pattern::spec::Pattern;
-use crate::operators::pattern::{DeclaredMatcher, PatternOperator, PluginMatcher};
+use crate::operators::pattern::{DeclaredMatcher, KeyedMatcher, PatternOperator, PluginMatcher};
 use crate::operators::window::{
     CustomAggregations, PluginAggregation, PluginAggregations, Scalar, SourceOrder, worker_of,
 };
@@ -427,6 +427,32 @@ fn aggregation_user(
     PluginUser::new(name, PluginKind::Aggregator, own, plugin_limits(config))
 }
 
+/// What every worker of a pattern stage starts from, whatever its matcher.
+struct PatternWorker<'a> {
+    stage: &'a str,
+    config: &'a crate::config::PatternStageConfig,
+    workers: usize,
+    order: &'a SourceOrder,
+    late_dropped: prometheus_client::metrics::counter::Counter,
+    snapshot: Option<&'a [u8]>,
+}
+
+impl PatternWorker<'_> {
+    /// The worker, matching with `matcher`, restored from its checkpoint if there is one.
+    fn start<M: KeyedMatcher>(self, matcher: M) -> Result<Box<dyn Operator>, String> {
+        let operator = PatternOperator::new(
+            self.stage,
+            self.config,
+            self.workers,
+            self.order,
+            self.late_dropped,
+            matcher,
+            self.snapshot,
+        )?;
+        Ok(Box::new(operator))
+    }
+}
+
 /// What a declared pattern's state belongs to: a digest of its definition, so a checkpoint
 /// of another definition is not read as this one's partial matches.
 fn declared_identity(p: &crate::config::PatternStageConfig) -> String {
@@ -579,17 +605,13 @@ impl Build<'_> {
         };
         let mut workers: Vec<Box<dyn Operator>> = Vec::with_capacity(n);
         for (worker, snapshot) in self.saved_states(n)?.into_iter().enumerate() {
-            let new = |matcher| {
-                PatternOperator::new(
-                    self.name,
-                    p,
-                    n,
-                    &order,
-                    late_dropped.clone(),
-                    matcher,
-                    snapshot.as_deref(),
-                )
-                .map_err(|e| error(format!("worker {worker}: {e}")))
+            let worker_of = PatternWorker {
+                stage: self.name,
+                config: p,
+                workers: n,
+                order: &order,
+                late_dropped: late_dropped.clone(),
+                snapshot: snapshot.as_deref(),
             };
             let operator: Box<dyn Operator> = match (&p.pattern, &declared) {
                 (Some(m), _) => {
@@ -607,23 +629,16 @@ impl Build<'_> {
                     .await
                     .map_err(|e| error(e.to_string()))?
                     .map_err(|e| error(e.to_string()))?;
-                    Box::new(new(matcher)?)
+                    worker_of
+                        .start(matcher)
+                        .map_err(|e| error(format!("worker {worker}: {e}")))?
                 }
                 (None, Some((pattern, identity))) => {
                     let matcher =
                         DeclaredMatcher::new(Arc::clone(pattern), identity.clone(), p.timeouts);
-                    Box::new(
-                        PatternOperator::new(
-                            self.name,
-                            p,
-                            n,
-                            &order,
-                            late_dropped.clone(),
-                            matcher,
-                            snapshot.as_deref(),
-                        )
-                        .map_err(|e| error(format!("worker {worker}: {e}")))?,
-                    )
+                    worker_of
+                        .start(matcher)
+                        .map_err(|e| error(format!("worker {worker}: {e}")))?
                 }
                 (None, None) => unreachable!("a declared pattern was compiled above"),
             };
