@@ -747,3 +747,60 @@ fn the_stage_matches_the_reference_whatever_the_arrival_order_and_batching() {
         compared += 1;
     }
 }
+
+/// After the end of input, more input may come (a file appended to), but nothing from
+/// before what the stage already matched on: that would reach the automaton out of order.
+#[test]
+fn after_the_end_of_input_what_comes_before_the_matched_events_is_late() {
+    use std::sync::Arc;
+    use weir::operators::pattern::{DeclaredMatcher, PatternOperator};
+    use weir::operators::window::SourceOrder;
+    use weir::operators::{Operator, Processed};
+
+    let config: PatternStageConfig = toml::from_str(
+        "inputs = [\"in\"]\nout_of_orderness = \"5ms\"\n[[steps]]\nname = \"a\"\nwhere = \"v == 1\"\n[[steps]]\nname = \"b\"\nwhere = \"v == 2\"\n",
+    )
+    .expect("config");
+    let pattern = Arc::new(Pattern::compile(&config).expect("pattern"));
+    let order = SourceOrder {
+        names: Arc::from(vec!["in".to_owned()]),
+        ordered: vec![true],
+        assignments: Arc::default(),
+        feeds: vec![true],
+    };
+    let matcher = DeclaredMatcher::new(pattern, "test".into(), false);
+    let mut stage = PatternOperator::new(
+        "test",
+        &config,
+        1,
+        &order,
+        prometheus_client::metrics::counter::Counter::default(),
+        matcher,
+        None,
+    )
+    .expect("stage");
+    let event = |id: u64, v: u64, time: i64| {
+        let json = format!(r#"{{"i":{id},"v":{v}}}"#);
+        weir::event::Event::new(
+            weir::format::json_to_msgpack(json.as_bytes()).expect("json"),
+            time,
+        )
+    };
+    let mut out = Processed::default();
+    out.reset(3);
+    stage.process(vec![event(0, 1, 100), event(1, 2, 110)], &mut out);
+    assert!(out.ports[0].is_empty(), "held for the watermark");
+    out.reset(3);
+    stage.stateful().expect("stateful").end_of_input(&mut out);
+    assert_eq!(out.ports[0].len(), 1, "the end of input lets the match out");
+    // Appended later: one from before the match is late; one after it is taken.
+    out.reset(3);
+    stage.process(vec![event(2, 1, 105), event(3, 1, 120)], &mut out);
+    assert_eq!(out.dead.len(), 1, "the event before what was fed is late");
+    assert_eq!(number(&out.dead[0].1.payload, "i"), 2);
+    out.reset(3);
+    stage.process(vec![event(4, 2, 130)], &mut out);
+    out.reset(3);
+    stage.stateful().expect("stateful").end_of_input(&mut out);
+    assert_eq!(out.ports[0].len(), 1, "a new match from the later input");
+}
