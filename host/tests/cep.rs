@@ -579,14 +579,36 @@ where = "v == 2"
     );
 }
 
+/// A pattern stage of one worker reading one source, matching `pattern` (of `config`).
+fn declared_stage(
+    config: &PatternStageConfig,
+    pattern: std::sync::Arc<Pattern>,
+) -> weir::operators::pattern::PatternOperator<weir::operators::pattern::DeclaredMatcher> {
+    let order = weir::operators::window::SourceOrder {
+        names: std::sync::Arc::from(vec!["in".to_owned()]),
+        ordered: vec![true],
+        assignments: std::sync::Arc::default(),
+        feeds: vec![true],
+    };
+    let matcher = weir::operators::pattern::DeclaredMatcher::new(pattern, "test".into(), false);
+    weir::operators::pattern::PatternOperator::new(
+        "test",
+        config,
+        1,
+        &order,
+        prometheus_client::metrics::counter::Counter::default(),
+        matcher,
+        None,
+    )
+    .expect("stage")
+}
+
 /// The whole stage, driven as a worker drives it: several keys interleaved, events arriving
 /// out of order within `out_of_orderness`, batches of random sizes, ticks, then the end of
 /// input. Per key, its matches must be the reference's, in the reference's order.
 #[test]
 fn the_stage_matches_the_reference_whatever_the_arrival_order_and_batching() {
     use std::sync::Arc;
-    use weir::operators::pattern::{DeclaredMatcher, PatternOperator};
-    use weir::operators::window::SourceOrder;
     use weir::operators::{Operator, Processed};
 
     let g = Grammar {
@@ -638,23 +660,7 @@ fn the_stage_matches_the_reference_whatever_the_arrival_order_and_batching() {
             .map(|(t, id, json)| (t * 10 + rng.below(25) as i64, id, json))
             .collect();
         keyed.sort();
-        let order = SourceOrder {
-            names: Arc::from(vec!["in".to_owned()]),
-            ordered: vec![true],
-            assignments: Arc::default(),
-            feeds: vec![true],
-        };
-        let matcher = DeclaredMatcher::new(Arc::clone(&pattern), "test".into(), false);
-        let mut stage = PatternOperator::new(
-            "test",
-            &config,
-            1,
-            &order,
-            prometheus_client::metrics::counter::Counter::default(),
-            matcher,
-            None,
-        )
-        .expect("stage");
+        let mut stage = declared_stage(&config, Arc::clone(&pattern));
         let mut out = Processed::default();
         let mut found: Vec<weir::event::Event> = Vec::new();
         let mut at = 0;
@@ -753,8 +759,6 @@ fn the_stage_matches_the_reference_whatever_the_arrival_order_and_batching() {
 #[test]
 fn after_the_end_of_input_what_comes_before_the_matched_events_is_late() {
     use std::sync::Arc;
-    use weir::operators::pattern::{DeclaredMatcher, PatternOperator};
-    use weir::operators::window::SourceOrder;
     use weir::operators::{Operator, Processed};
 
     let config: PatternStageConfig = toml::from_str(
@@ -762,23 +766,7 @@ fn after_the_end_of_input_what_comes_before_the_matched_events_is_late() {
     )
     .expect("config");
     let pattern = Arc::new(Pattern::compile(&config).expect("pattern"));
-    let order = SourceOrder {
-        names: Arc::from(vec!["in".to_owned()]),
-        ordered: vec![true],
-        assignments: Arc::default(),
-        feeds: vec![true],
-    };
-    let matcher = DeclaredMatcher::new(pattern, "test".into(), false);
-    let mut stage = PatternOperator::new(
-        "test",
-        &config,
-        1,
-        &order,
-        prometheus_client::metrics::counter::Counter::default(),
-        matcher,
-        None,
-    )
-    .expect("stage");
+    let mut stage = declared_stage(&config, pattern);
     let event = |id: u64, v: u64, time: i64| {
         let json = format!(r#"{{"i":{id},"v":{v}}}"#);
         weir::event::Event::new(
