@@ -131,6 +131,15 @@ impl KeyedMatcher for DeclaredMatcher {
         Ok(saved == self.identity)
     }
 
+    fn catches_up(&self) -> bool {
+        // `KeyRun::on_event` advances to the event's time before it takes the event.
+        true
+    }
+
+    fn reset(&self, state: &mut KeyRun) {
+        state.clear();
+    }
+
     fn is_idle(&self, state: &KeyRun) -> bool {
         state.is_empty()
     }

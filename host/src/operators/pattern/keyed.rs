@@ -39,6 +39,19 @@ pub trait KeyedMatcher: Send + 'static {
     /// Why the checkpoint cannot be used at all.
     fn accepts(&self, saved: &str) -> Result<bool, String>;
 
+    /// Whether feeding a key an event first brings it up to the event's time, as a timer
+    /// call would: then a timer due before an event of the same call need not cut the
+    /// call short.
+    fn catches_up(&self) -> bool {
+        false
+    }
+
+    /// Makes `state`, of a key forgotten, the state of a new key; what it allocated may be
+    /// kept for the new key.
+    fn reset(&self, state: &mut Self::State) {
+        *state = Self::State::default();
+    }
+
     /// Whether a key with this state may be forgotten.
     fn is_idle(&self, state: &Self::State) -> bool;
 

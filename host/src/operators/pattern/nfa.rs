@@ -67,7 +67,7 @@ enum Wait {
     Absent,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Branch {
     wait: Wait,
     last: u32,
@@ -106,9 +106,6 @@ pub struct KeyRun {
     seq: u64,
     /// Branches that began before this event number are pruned (skip strategy).
     floor: u64,
-    /// The branch list of the event before, kept for its allocation.
-    #[serde(skip)]
-    spare: Vec<Branch>,
     /// No branch runs out of time before this (`i64::MIN`: not known).
     #[serde(skip, default = "unknown")]
     due: i64,
@@ -116,6 +113,31 @@ pub struct KeyRun {
 
 fn unknown() -> i64 {
     i64::MIN
+}
+
+/// What the conditions that read only the event itself said of it: each is worked out
+/// once per event, however many branches ask.
+#[derive(Default)]
+struct Memo {
+    known: u64,
+    met: u64,
+}
+
+impl Memo {
+    /// Whether `condition`, at `place` in the pattern's memo, holds in `scope`.
+    fn holds(&mut self, place: usize, condition: &Condition, scope: &Scope<'_>) -> bool {
+        if place >= 64 || condition.reads_others() != 0 {
+            return condition.holds_in(scope);
+        }
+        let bit = 1u64 << place;
+        if self.known & bit == 0 {
+            self.known |= bit;
+            if condition.holds_in(scope) {
+                self.met |= bit;
+            }
+        }
+        self.met & bit != 0
+    }
 }
 
 /// What conditions decided about one event for one branch, worked out before anything
@@ -138,7 +160,6 @@ impl Default for KeyRun {
             branches: Vec::new(),
             seq: 0,
             floor: 0,
-            spare: Vec::new(),
             due: i64::MAX,
         }
     }
@@ -148,6 +169,16 @@ impl KeyRun {
     /// Whether it holds nothing: no partial match.
     pub fn is_empty(&self) -> bool {
         self.branches.is_empty()
+    }
+
+    /// Forgets everything, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.free.clear();
+        self.branches.clear();
+        self.seq = 0;
+        self.floor = 0;
+        self.due = i64::MAX;
     }
 
     /// Partial matches it holds.
@@ -192,36 +223,35 @@ impl KeyRun {
             self.due = first;
             return;
         }
-        let mut ended = Vec::new();
-        let (mut expired, branches): (Vec<Branch>, Vec<Branch>) =
-            std::mem::take(&mut self.branches)
-                .into_iter()
-                .partition(|b| b.start_time.saturating_add(within) <= now);
-        self.due = branches
-            .iter()
-            .map(|b| b.start_time.saturating_add(within))
-            .min()
-            .unwrap_or(i64::MAX);
-        self.branches = branches;
-        // An absence waited out is a match: the same events waiting for more are not also
-        // a timed-out partial match.
-        expired.sort_by_key(|b| b.wait != Wait::Absent);
-        let mut reported = std::collections::HashSet::new();
-        for b in expired {
+        let mut expired = Vec::new();
+        let mut due = i64::MAX;
+        self.branches.retain(|b| {
             let deadline = b.start_time.saturating_add(within);
+            if deadline <= now {
+                expired.push(*b);
+                return false;
+            }
+            due = due.min(deadline);
+            true
+        });
+        self.due = due;
+        // An absence waited out is a match: the same events waiting for more are not also
+        // a timed-out partial match. One report per partial match, however many branches
+        // it has: branches of one partial match end at the same node.
+        expired.sort_by_key(|b| (b.last, b.wait != Wait::Absent));
+        let mut ended = Vec::new();
+        let mut reported = NONE;
+        for b in expired {
             let outcome = match b.wait {
-                Wait::Absent => {
-                    reported.insert(b.last);
-                    Some(Outcome::Matched)
-                }
-                // One report per partial match, however many branches it has.
-                _ if !b.done && reported.insert(b.last) => Some(Outcome::TimedOut),
+                Wait::Absent => Some(Outcome::Matched),
+                _ if !b.done && reported != b.last => Some(Outcome::TimedOut),
                 _ => None,
             };
             if let Some(outcome) = outcome {
+                reported = b.last;
                 self.nodes[b.last as usize].refs += 1;
                 ended.push(Completion {
-                    at: deadline,
+                    at: b.start_time.saturating_add(within),
                     start_seq: b.start_seq,
                     node: b.last,
                     outcome,
@@ -244,13 +274,18 @@ impl KeyRun {
         let seq = self.seq;
         self.seq += 1;
         let mut completions = Vec::new();
+        let mut memo = Memo::default();
+        // Branches are judged in place: the survivors move to the front, and what they
+        // spawn goes after them, in the same list (one list per key keeps its memory warm).
         let mut branches = std::mem::take(&mut self.branches);
-        let mut next = std::mem::take(&mut self.spare);
-        for mut b in branches.drain(..) {
+        let judged = branches.len();
+        let mut kept = 0;
+        for i in 0..judged {
+            let mut b = branches[i];
             let verdict = if pattern.reads_others {
                 let mut others = Vec::new();
                 let scope = self.scope(pattern, b.last, &mut others);
-                judge(pattern, &b, payload, &scope)
+                judge(pattern, &b, payload, &scope, &mut memo)
             } else {
                 judge(
                     pattern,
@@ -260,6 +295,7 @@ impl KeyRun {
                         payload,
                         others: &[],
                     },
+                    &mut memo,
                 )
             };
             let (step, parts) = match b.wait {
@@ -277,7 +313,7 @@ impl KeyRun {
                     step,
                     part,
                     (payload, time, seq),
-                    &mut next,
+                    &mut branches,
                     &mut completions,
                 );
             }
@@ -289,9 +325,12 @@ impl KeyRun {
                 if verdict.guard_off {
                     b.guard = false;
                 }
-                next.push(b);
+                branches[kept] = b;
+                kept += 1;
             }
         }
+        branches.drain(kept..judged);
+        let mut next = branches;
         let scope = Scope {
             payload,
             others: &[],
@@ -300,8 +339,9 @@ impl KeyRun {
             let StepKind::Take(step) = &pattern.steps[follow.step].kind else {
                 continue;
             };
+            let place = pattern.memo[follow.step];
             for (part, condition) in step.parts.iter().enumerate() {
-                if condition.holds_in(&scope) {
+                if memo.holds(place + part, condition, &scope) {
                     self.take(
                         pattern,
                         None,
@@ -315,7 +355,6 @@ impl KeyRun {
             }
         }
         self.branches = next;
-        self.spare = branches;
         self.report(pattern, completions, out);
         self.bound(pattern, out);
     }
@@ -545,14 +584,14 @@ impl KeyRun {
         }
         if self.floor > floor {
             let floor = self.floor;
-            let branches = std::mem::take(&mut self.branches);
-            for b in branches {
+            let mut branches = std::mem::take(&mut self.branches);
+            branches.retain(|b| {
                 if b.start_seq < floor {
                     self.release(b.last);
-                } else {
-                    self.branches.push(b);
                 }
-            }
+                b.start_seq >= floor
+            });
+            self.branches = branches;
         }
     }
 
@@ -611,12 +650,12 @@ impl KeyRun {
 }
 
 /// Any of the steps in `bits` (negations) holds.
-fn any_holds(pattern: &Pattern, mut bits: u64, scope: &Scope<'_>) -> bool {
+fn any_holds(pattern: &Pattern, mut bits: u64, scope: &Scope<'_>, memo: &mut Memo) -> bool {
     while bits != 0 {
         let step = bits.trailing_zeros() as usize;
         bits &= bits - 1;
         if let StepKind::Not { condition, .. } = &pattern.steps[step].kind
-            && condition.holds_in(scope)
+            && memo.holds(pattern.memo[step], condition, scope)
         {
             return true;
         }
@@ -624,33 +663,56 @@ fn any_holds(pattern: &Pattern, mut bits: u64, scope: &Scope<'_>) -> bool {
     false
 }
 
-fn holds(condition: &Condition, scope: &Scope<'_>) -> bool {
-    condition.holds_in(scope)
-}
-
-/// Which parts of `step` the event meets (bits), leaving out `taken`.
-fn parts_met(step: &Positive, taken: u64, scope: &Scope<'_>) -> u64 {
+/// Which parts of step `k` the event meets (bits), leaving out `taken`.
+fn parts_met(
+    pattern: &Pattern,
+    k: usize,
+    step: &Positive,
+    taken: u64,
+    scope: &Scope<'_>,
+    memo: &mut Memo,
+) -> u64 {
     let mut met = 0;
     for (i, condition) in step.parts.iter().enumerate() {
-        if taken & (1 << i) == 0 && holds(condition, scope) {
+        if taken & (1 << i) == 0 && memo.holds(pattern.memo[k] + i, condition, scope) {
             met |= 1 << i;
         }
     }
     met
 }
 
+/// Whether the event ends looping step `k` by its `until`.
+fn until_holds(
+    pattern: &Pattern,
+    k: usize,
+    step: &Positive,
+    scope: &Scope<'_>,
+    memo: &mut Memo,
+) -> bool {
+    step.until
+        .as_ref()
+        .is_some_and(|u| memo.holds(pattern.memo[k] + step.parts.len(), u, scope))
+}
+
 /// What branch `b` does with the event `payload`.
-fn judge(pattern: &Pattern, b: &Branch, payload: &Bytes, scope: &Scope<'_>) -> Verdict {
+fn judge(
+    pattern: &Pattern,
+    b: &Branch,
+    payload: &Bytes,
+    scope: &Scope<'_>,
+    memo: &mut Memo,
+) -> Verdict {
     let scope = Scope {
         payload,
         others: scope.others,
     };
     let mut verdict = Verdict::default();
-    if b.fresh && b.not_next != 0 && any_holds(pattern, b.not_next, &scope) {
+    if b.fresh && b.not_next != 0 && any_holds(pattern, b.not_next, &scope, memo) {
         verdict.dies = true;
         return verdict;
     }
-    let own = match &pattern.steps[b.step as usize].kind {
+    let own_step = b.step as usize;
+    let own = match &pattern.steps[own_step].kind {
         StepKind::Take(p) => Some(p),
         StepKind::Not { .. } => None,
     };
@@ -661,12 +723,12 @@ fn judge(pattern: &Pattern, b: &Branch, payload: &Bytes, scope: &Scope<'_>) -> V
                 return verdict;
             };
             if step.is_group() {
-                verdict.takes = parts_met(step, b.parts, &scope);
+                verdict.takes = parts_met(pattern, own_step, step, b.parts, &scope, memo);
                 verdict.dies = verdict.takes != 0;
-            } else if step.until.as_ref().is_some_and(|u| holds(u, &scope)) {
+            } else if until_holds(pattern, own_step, step, &scope, memo) {
                 verdict.dies = true;
             } else {
-                let matches = holds(&step.parts[0], &scope);
+                let matches = memo.holds(pattern.memo[own_step], &step.parts[0], &scope);
                 verdict.takes = u64::from(matches);
                 verdict.dies = match step.inner {
                     Contiguity::Strict => true,
@@ -680,14 +742,15 @@ fn judge(pattern: &Pattern, b: &Branch, payload: &Bytes, scope: &Scope<'_>) -> V
                 verdict.dies = true;
                 return verdict;
             };
-            let met = parts_met(next, 0, &scope);
+            let met = parts_met(pattern, k as usize, next, 0, &scope, memo);
             verdict.matches = met != 0;
             let mut blocked = false;
             if b.guard
                 && let Some(step) = own
             {
-                let until = step.until.as_ref().is_some_and(|u| holds(u, &scope));
-                let loop_takes = !until && holds(&step.parts[0], &scope);
+                let until = until_holds(pattern, own_step, step, &scope, memo);
+                let loop_takes =
+                    !until && memo.holds(pattern.memo[own_step], &step.parts[0], &scope);
                 blocked = loop_takes;
                 verdict.guard_off = until
                     || match step.inner {
@@ -704,12 +767,15 @@ fn judge(pattern: &Pattern, b: &Branch, payload: &Bytes, scope: &Scope<'_>) -> V
                 Contiguity::Relaxed => verdict.matches,
                 Contiguity::Any => false,
             };
-            if !verdict.dies && b.not_between != 0 && any_holds(pattern, b.not_between, &scope) {
+            if !verdict.dies
+                && b.not_between != 0
+                && any_holds(pattern, b.not_between, &scope, memo)
+            {
                 verdict.dies = true;
             }
         }
         Wait::Absent => {
-            verdict.dies = any_holds(pattern, b.not_between, &scope);
+            verdict.dies = any_holds(pattern, b.not_between, &scope, memo);
         }
     }
     verdict

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use weir_plugin_sdk::msgpack;
 
 use super::buffer::EventBuffer;
@@ -74,7 +75,9 @@ pub struct PatternOperator<M: KeyedMatcher> {
     time_field: Option<String>,
     refusals: Refusals,
     max_keys: usize,
-    ids: HashMap<GroupKey, usize, foldhash::fast::RandomState>,
+    /// Keys by value; a key of one field is held in the table itself, so finding it reads
+    /// no memory of its own.
+    ids: HashMap<SmallVec<[Scalar; 1]>, usize, foldhash::fast::RandomState>,
     keys: Vec<KeyState<M::State>>,
     free: Vec<usize>,
     timers: BTreeSet<(i64, usize)>,
@@ -175,25 +178,31 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         if let Some(&id) = self.ids.get(key) {
             return id;
         }
-        let state = KeyState {
-            key: key.to_vec(),
-            state: M::State::default(),
-            queued: 0,
-            slot: 0,
-            timer: None,
-            buffered: 0,
-        };
         let id = match self.free.pop() {
             Some(id) => {
-                self.keys[id] = state;
+                // A forgotten key's slot, and what its state allocated.
+                let slot = &mut self.keys[id];
+                slot.key.clear();
+                slot.key.extend_from_slice(key);
+                self.matcher.reset(&mut slot.state);
+                slot.queued = 0;
+                slot.timer = None;
+                slot.buffered = 0;
                 id
             }
             None => {
-                self.keys.push(state);
+                self.keys.push(KeyState {
+                    key: key.to_vec(),
+                    state: M::State::default(),
+                    queued: 0,
+                    slot: 0,
+                    timer: None,
+                    buffered: 0,
+                });
                 self.keys.len() - 1
             }
         };
-        self.ids.insert(key.to_vec(), id);
+        self.ids.insert(key.iter().cloned().collect(), id);
         id
     }
 
@@ -215,8 +224,7 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         let key = &self.keys[id];
         let idle = key.timer.is_none() && key.buffered == 0 && self.matcher.is_idle(&key.state);
         if idle {
-            let key = std::mem::take(&mut self.keys[id].key);
-            self.ids.remove(&key);
+            self.ids.remove(&self.keys[id].key[..]);
             self.free.push(id);
         }
     }
@@ -287,8 +295,11 @@ impl<M: KeyedMatcher> PatternOperator<M> {
                 self.keys[id].timer = None;
                 if self.keys[id].queued & IN_BATCH != 0 {
                     // Its events before the timer first; what the matcher asks for after
-                    // them replaces this timer, as any call's answer does.
-                    self.feed(std::mem::take(&mut batch), out);
+                    // them replaces this timer, as any call's answer does. A matcher that
+                    // catches up by itself takes its later events in the same call.
+                    if !self.matcher.catches_up() {
+                        self.feed(std::mem::take(&mut batch), out);
+                    }
                     continue;
                 }
                 self.keys[id].queued |= IN_DUE;
@@ -539,7 +550,7 @@ impl<M: KeyedMatcher> Operator for PatternOperator<M> {
             for field in &self.group_by {
                 self.key.push(Scalar::lookup(&event.payload, field));
             }
-            let id = match self.ids.get(&self.key) {
+            let id = match self.ids.get(&self.key[..]) {
                 Some(&id) => id,
                 None if self.ids.len() >= self.max_keys => {
                     let why = format!(

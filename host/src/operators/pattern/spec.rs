@@ -116,6 +116,9 @@ pub struct Pattern {
     pub max_partial_matches: usize,
     /// Some condition reads other events by name.
     pub reads_others: bool,
+    /// Each step's first place in the per-event memo of condition results: its parts, then
+    /// its `until` (a negation's condition at its own place).
+    pub memo: Vec<usize>,
 }
 
 /// Most steps plus parts: negations and names are tracked as bits of a `u64`.
@@ -209,7 +212,16 @@ impl Pattern {
             skip: skip.unwrap_or(SkipStrategy::NoSkip),
             max_partial_matches: config.max_partial_matches,
             reads_others: false,
+            memo: Vec::new(),
         };
+        let mut place = 0;
+        for step in &pattern.steps {
+            pattern.memo.push(place);
+            place += match &step.kind {
+                StepKind::Take(p) => p.parts.len() + usize::from(p.until.is_some()),
+                StepKind::Not { .. } => 1,
+            };
+        }
         pattern.reads_others = pattern.steps.iter().any(|s| match &s.kind {
             StepKind::Take(p) => p
                 .parts
