@@ -14,6 +14,7 @@ weir="$CARGO_TARGET_DIR/release/weir"
 
 rm -rf out
 say "== weir run examples/quickstart.toml"
+say "   dashboard: http://127.0.0.1:9464/"
 say "   metrics:   http://127.0.0.1:9464/metrics"
 say "   pipeline:  http://127.0.0.1:9464/api/v1/pipeline"
 say "   output:    out/payments.jsonl (dead letters: out/dead-letters.jsonl)"

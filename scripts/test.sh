@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the toolchains it needs (wasm target, componentize-py),
+# The whole test suite: installs the toolchains it needs (wasm target, componentize-py,
+# chromium and the browser test's node packages),
 # starts the Kafka-protocol test broker and nats-server with JetStream, builds every
 # plugin, builds the binary, runs every test of the workspace, and stops the brokers.
 set -euo pipefail
@@ -20,6 +21,9 @@ WEIR_KAFKA_BROKERS="$("$ROOT/scripts/kafka-broker.sh" start)"
 export WEIR_KAFKA_BROKERS
 WEIR_NATS_URL="$("$ROOT/scripts/nats-server.sh" start)"
 export WEIR_NATS_URL
+
+# Debian's chromium and the browser test's node packages, for the dashboard test.
+"$ROOT/scripts/install-browser.sh" >/dev/null
 
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

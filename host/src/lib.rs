@@ -7,7 +7,7 @@
 //! - [`config`]: the pipeline file; [`pipeline`]: the running graph of components.
 //! - [`connectors`]: sources and sinks; [`operators`]: built-in stages; [`expr`]: conditions.
 //! - [`delivery`]: acknowledgements, checkpoints, dedup, dead letters.
-//! - [`api`]: the HTTP side; [`metrics`]: every exported metric.
+//! - [`api`]: the HTTP side; [`feed`]: its live event feed; [`metrics`]: every exported metric.
 
 pub mod api;
 pub mod cli;
@@ -16,6 +16,7 @@ pub mod connectors;
 pub mod delivery;
 pub mod event;
 pub mod expr;
+pub mod feed;
 pub mod format;
 pub mod health;
 pub mod metrics;

@@ -79,6 +79,7 @@ pub struct Metrics {
     kafka: crate::connectors::KafkaFamilies,
     nats: crate::connectors::NatsFamilies,
     health: crate::health::Health,
+    feeds: std::sync::Arc<crate::feed::Feeds>,
 }
 
 /// Labels of reload counters.
@@ -199,6 +200,7 @@ impl Metrics {
             kafka,
             nats,
             health: crate::health::Health::default(),
+            feeds: std::sync::Arc::default(),
             events_in,
             events_out,
             dropped,
@@ -227,6 +229,11 @@ impl Metrics {
     /// Readiness problems components report.
     pub fn health(&self) -> &crate::health::Health {
         &self.health
+    }
+
+    /// The taps on every component output, which the live feed reads.
+    pub fn feeds(&self) -> &std::sync::Arc<crate::feed::Feeds> {
+        &self.feeds
     }
 
     /// The reload handles of plugin `plugin`.

@@ -25,6 +25,16 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The target directory of the workspace (where test artifacts go).
+pub fn target_dir() -> PathBuf {
+    let binary = weir_binary();
+    binary
+        .parent()
+        .and_then(|profile| profile.parent())
+        .expect("the binary lives in target/<profile>")
+        .to_path_buf()
+}
+
 /// The `weir` binary next to the running test executable (`target/<profile>/weir`).
 pub fn weir_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -1,7 +1,8 @@
 //! The HTTP side: `/healthz`, `/readyz`, `/metrics` (Prometheus text),
-//! `/api/v1/pipeline` (components, inputs, counters, plugin versions) and
+//! `/` (the dashboard), `/api/v1/pipeline` (components, inputs, counters, plugin versions) and
 //! `POST /ingest/NAME` for http sources, and the admin endpoints `GET /api/v1/plugins` and
-//! `POST /api/v1/plugins/NAME/reload` (bearer token when `[server] admin_token` is set).
+//! `POST /api/v1/plugins/NAME/reload` (bearer token when `[server] admin_token` is set), and
+//! the live feed (`/api/v1/events/stream`, `/api/v1/events/history`, `/api/v1/connections`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,7 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+mod dashboard;
+mod feed;
+mod stats;
+
+use crate::config::FeedConfig;
 use crate::connectors::{IngestHandle, IngestRequest, decode_body};
+use crate::feed::{Clients, Feeds};
 use crate::metrics::Metrics;
 use crate::pipeline::ComponentInfo;
 use crate::plugins::{ReloadOutcome, Reloader};
@@ -33,6 +40,12 @@ pub struct ApiState {
     pub reloader: Arc<Reloader>,
     /// Token the admin endpoints require, when set.
     pub admin_token: Option<String>,
+    /// The taps the live feed reads.
+    pub feeds: Arc<Feeds>,
+    /// The live feed's clients.
+    pub clients: Arc<Clients>,
+    /// Recent latency readings, for the dashboard's figures.
+    recent: stats::Recent,
 }
 
 impl ApiState {
@@ -41,8 +54,15 @@ impl ApiState {
         metrics: Arc<Metrics>,
         reloader: Arc<Reloader>,
         admin_token: Option<String>,
+        feed: FeedConfig,
     ) -> Self {
+        metrics
+            .feeds()
+            .configure(feed.history, feed.linger.0.as_millis() as i64);
         Self {
+            feeds: Arc::clone(metrics.feeds()),
+            clients: Arc::new(Clients::new(feed)),
+            recent: stats::Recent::default(),
             metrics,
             reloader,
             admin_token,
@@ -56,6 +76,8 @@ impl ApiState {
 /// The router, without a socket, so tests can call it directly.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/assets/{*path}", get(dashboard::asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -63,6 +85,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ingest/{name}", post(ingest))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/plugins/{name}/reload", post(reload))
+        .route("/api/v1/events/stream", get(feed::stream))
+        .route("/api/v1/events/history", get(feed::history))
+        .route("/api/v1/connections", get(feed::connections))
         // Each http source checks its own limit; this only caps what axum buffers.
         .layer(DefaultBodyLimit::max(MAX_INGEST_BODY_BYTES))
         .with_state(state)
@@ -233,6 +258,7 @@ async fn pipeline(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value>
         Ok(guard) => guard.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
     };
+    let figures = state.recent.figures(&state.metrics.encode());
     let list: Vec<serde_json::Value> = components
         .iter()
         .map(|(name, info)| {
@@ -240,6 +266,11 @@ async fn pipeline(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value>
             if let serde_json::Value::Object(map) = &mut value {
                 map.insert("name".into(), name.clone().into());
                 map.insert("counters".into(), info.counters());
+                let latency = figures.latency.get(name).map(
+                    |[p50, p95, p99]| serde_json::json!({ "p50": p50, "p95": p95, "p99": p99 }),
+                );
+                map.insert("latency_seconds".into(), latency.into());
+                map.insert("lag".into(), figures.lag.get(name).copied().into());
             }
             value
         })

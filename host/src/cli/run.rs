@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EXIT_EVENTS_FAILED, EXIT_OK, EXIT_UNUSABLE, fail};
 use crate::api::{ApiState, router};
 use crate::config::{LoadedConfig, load_pipeline};
+use crate::feed::{KillableListener, Peer};
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::plugins::{
@@ -102,6 +103,7 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: Plugi
         Arc::clone(&metrics),
         Arc::clone(&reloader),
         config.server.admin_token.clone(),
+        config.server.feed.clone(),
     ));
     let shutdown = CancellationToken::new();
     let http_stop = CancellationToken::new();
@@ -119,10 +121,11 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: Plugi
         };
         let address = listener.local_addr().unwrap_or(bind);
         tracing::info!(metrics = %format!("http://{address}/metrics"), pipeline = %format!("http://{address}/api/v1/pipeline"), "http server listening");
-        let app = router(Arc::clone(&state));
+        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<Peer>();
         let stop = http_stop.clone();
+        tokio::spawn(sweep_feed(Arc::clone(&state), http_stop.clone()));
         tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(KillableListener(listener), app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
             if let Err(e) = served {
@@ -186,6 +189,20 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: Plugi
 }
 
 /// First SIGINT or SIGTERM: stop the sources and drain. Second: exit at once.
+/// Once a second: stops taps nobody watches any more and drops feed clients that stopped
+/// reading, as configured.
+async fn sweep_feed(state: Arc<ApiState>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        state.feeds.sweep();
+        state.clients.sweep();
+    }
+}
+
 async fn watch_signals(shutdown: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,

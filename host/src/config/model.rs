@@ -53,6 +53,102 @@ pub struct ServerConfig {
     /// `${ENV}` to keep it out of the file.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// The live event feed (`/api/v1/events/...`).
+    #[serde(default)]
+    pub feed: FeedConfig,
+}
+
+/// What the feed does with a client that reads slower than events come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowClients {
+    /// Jump to the newest events and tell the client how many it missed.
+    #[default]
+    Skip,
+    /// Close the client's connection.
+    Disconnect,
+}
+
+/// `[server.feed]`: the live event feed and its history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Events kept per watched output, for `Last-Event-ID` resumes and `/history`.
+    #[serde(default = "FeedConfig::default_history")]
+    pub history: usize,
+    /// How long an output keeps recording after its last client leaves (or its history was
+    /// last read); a tap records nothing while nobody watches.
+    #[serde(default = "FeedConfig::default_linger")]
+    pub linger: Duration,
+    /// Events a client may fall behind before `slow_clients` applies.
+    #[serde(default = "FeedConfig::default_client_buffer")]
+    pub client_buffer: u64,
+    /// `skip` (default) or `disconnect`.
+    #[serde(default)]
+    pub slow_clients: SlowClients,
+    /// A comment line sent this long after the last message, so proxies keep the stream.
+    #[serde(default = "FeedConfig::default_heartbeat")]
+    pub heartbeat: Duration,
+    /// Clients at once, in all.
+    #[serde(default = "FeedConfig::default_max_clients")]
+    pub max_clients: usize,
+    /// Clients at once from one IP address.
+    #[serde(default = "FeedConfig::default_max_clients_per_ip")]
+    pub max_clients_per_ip: usize,
+    /// New feed requests per second from one IP address, on average...
+    #[serde(default = "FeedConfig::default_requests_per_second")]
+    pub requests_per_second: f64,
+    /// ...and at once.
+    #[serde(default = "FeedConfig::default_request_burst")]
+    pub request_burst: f64,
+    /// The feed needs the admin token too (`Authorization: Bearer` or `?token=`, since a
+    /// browser's `EventSource` cannot set headers).
+    #[serde(default)]
+    pub require_token: bool,
+}
+
+impl FeedConfig {
+    fn default_history() -> usize {
+        10_000
+    }
+    fn default_linger() -> Duration {
+        Duration::from_secs(600)
+    }
+    fn default_client_buffer() -> u64 {
+        10_000
+    }
+    fn default_heartbeat() -> Duration {
+        Duration::from_secs(15)
+    }
+    fn default_max_clients() -> usize {
+        4_096
+    }
+    fn default_max_clients_per_ip() -> usize {
+        1_024
+    }
+    fn default_requests_per_second() -> f64 {
+        50.0
+    }
+    fn default_request_burst() -> f64 {
+        1_024.0
+    }
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            history: Self::default_history(),
+            linger: Self::default_linger(),
+            client_buffer: Self::default_client_buffer(),
+            slow_clients: SlowClients::default(),
+            heartbeat: Self::default_heartbeat(),
+            max_clients: Self::default_max_clients(),
+            max_clients_per_ip: Self::default_max_clients_per_ip(),
+            requests_per_second: Self::default_requests_per_second(),
+            request_burst: Self::default_request_burst(),
+            require_token: false,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -67,6 +163,7 @@ impl Default for ServerConfig {
             bind: Self::default_bind(),
             enabled: true,
             admin_token: None,
+            feed: FeedConfig::default(),
         }
     }
 }

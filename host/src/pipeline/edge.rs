@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::config::OverloadPolicy;
 use crate::event::Batch;
+use crate::feed::Tap;
 
 /// The receiving end of a component's input.
 pub struct InputChannel {
@@ -154,9 +155,15 @@ impl Inlet {
 #[derive(Clone, Default)]
 pub struct Output {
     inlets: Vec<Inlet>,
+    tap: Option<Arc<Tap>>,
 }
 
 impl Output {
+    /// Lets the live feed see what this output sends.
+    pub fn set_tap(&mut self, tap: Arc<Tap>) {
+        self.tap = Some(tap);
+    }
+
     /// Adds a reader.
     pub fn push(&mut self, inlet: Inlet) {
         self.inlets.push(inlet);
@@ -172,6 +179,9 @@ impl Output {
     /// # Errors
     /// [`Closed`] when a reader has stopped.
     pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        if let Some(tap) = &self.tap {
+            tap.publish(&batch.events);
+        }
         let Some((last, rest)) = self.inlets.split_last() else {
             batch.settle();
             return Ok(());

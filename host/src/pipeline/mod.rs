@@ -173,10 +173,13 @@ pub async fn start(
         }
     }
     drop(inlets);
+    let feeds = metrics.feeds();
     let mut output_of = |producer: &str, port: &str| {
-        outputs
+        let mut output = outputs
             .remove(&(producer.to_owned(), port.to_owned()))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        output.set_tap(feeds.tap(&crate::feed::output_name(producer, port)));
+        output
     };
 
     for (name, sink) in &config.sinks {

@@ -5,6 +5,7 @@
 
 pub mod kafka;
 pub mod nats;
+pub mod sse;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

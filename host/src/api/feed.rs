@@ -1,0 +1,225 @@
+//! The live feed's endpoints: `GET /api/v1/events/stream` (SSE), `GET
+//! /api/v1/events/history` and `GET /api/v1/connections`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::ExtensionRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiState, authorized, unauthorized};
+use crate::expr::Condition;
+use crate::feed::{FeedStream, Peer, Refusal, Request, StreamSettings};
+
+/// `?stage=NAME&filter=EXPR&token=T` of the stream.
+#[derive(Deserialize)]
+pub(super) struct StreamQuery {
+    stage: String,
+    filter: Option<String>,
+    token: Option<String>,
+    /// For clients that cannot set `Last-Event-ID`.
+    last_event_id: Option<u64>,
+}
+
+/// `?stage=NAME&limit=N&since=ID&token=T` of the history.
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    stage: String,
+    limit: Option<usize>,
+    since: Option<u64>,
+    token: Option<String>,
+}
+
+fn text(status: StatusCode, message: String) -> Response {
+    (status, format!("{message}\n")).into_response()
+}
+
+/// The feed's token check: the header, or `?token=` (a browser's `EventSource` cannot
+/// set headers).
+fn feed_authorized(state: &ApiState, headers: &HeaderMap, token: Option<&str>) -> bool {
+    if !state.clients.config().require_token {
+        return true;
+    }
+    if authorized(state, headers) {
+        return true;
+    }
+    let mut with_token = HeaderMap::new();
+    if let Some(value) = token.and_then(|t| format!("Bearer {t}").parse().ok()) {
+        with_token.insert(header::AUTHORIZATION, value);
+    }
+    token.is_some() && authorized(state, &with_token)
+}
+
+fn no_such_output(state: &ApiState, stage: &str) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no output named {stage:?}; outputs: {}",
+            state.feeds.names().join(", ")
+        ),
+    )
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    match refusal {
+        Refusal::TooFast(seconds) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            format!("{refusal}\n"),
+        )
+            .into_response(),
+        Refusal::Full(_) | Refusal::FullForIp(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5".to_owned())],
+            format!("{refusal}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn peer_ip(peer: &Result<ConnectInfo<Peer>, ExtensionRejection>) -> IpAddr {
+    peer.as_ref()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.addr.ip())
+}
+
+pub(super) async fn stream(
+    State(state): State<Arc<ApiState>>,
+    peer: Result<ConnectInfo<Peer>, ExtensionRejection>,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> Response {
+    if !feed_authorized(&state, &headers, query.token.as_deref()) {
+        return unauthorized();
+    }
+    let ip = peer_ip(&peer);
+    if let Err(refusal) = state.clients.admit(ip) {
+        return refused(&refusal);
+    }
+    let Some(tap) = state.feeds.get(&query.stage) else {
+        return no_such_output(&state, &query.stage);
+    };
+    let filter = match query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(text_) => match Condition::parse(text_) {
+            Ok(condition) => Some(condition),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("filter {text_:?}: {e}")),
+        },
+    };
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(query.last_event_id);
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim() == "gzip"));
+    let request = Request {
+        ip,
+        tap,
+        filter: filter.as_ref().map(|f| f.source().to_owned()),
+        gzip,
+        switch: peer.as_ref().ok().map(|p| Arc::clone(&p.0.switch)),
+    };
+    let membership = match state.clients.join(request) {
+        Ok(membership) => membership,
+        Err(refusal) => return refused(&refusal),
+    };
+    let config = state.clients.config();
+    let stream = FeedStream::new(
+        membership,
+        StreamSettings {
+            filter,
+            last_event_id,
+            heartbeat: config.heartbeat.0,
+            slow_clients: config.slow_clients,
+            client_buffer: config.client_buffer,
+        },
+    );
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        stream.into_body(),
+    )
+        .into_response();
+    if gzip {
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static("gzip"),
+        );
+    }
+    response
+}
+
+pub(super) async fn history(
+    State(state): State<Arc<ApiState>>,
+    peer: Result<ConnectInfo<Peer>, ExtensionRejection>,
+    headers: HeaderMap,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if !feed_authorized(&state, &headers, query.token.as_deref()) {
+        return unauthorized();
+    }
+    if let Err(refusal) = state.clients.admit(peer_ip(&peer)) {
+        return refused(&refusal);
+    }
+    let Some(tap) = state.feeds.get(&query.stage) else {
+        return no_such_output(&state, &query.stage);
+    };
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    let since = query.since.unwrap_or(0);
+    // After `since`: the first `limit`, to page forward; without it, the newest `limit`.
+    let events = if query.since.is_some() {
+        tap.history(since, limit)
+    } else {
+        let mut events = tap.history(0, usize::MAX);
+        let excess = events.len().saturating_sub(limit);
+        events.drain(..excess);
+        events
+    };
+    let name = tap.name().to_owned();
+    let list: Vec<serde_json::Value> = events.iter().map(|e| e.json(&name)).collect();
+    Json(serde_json::json!({
+        "stage": name,
+        "latest": tap.latest(),
+        "oldest": tap.oldest(),
+        "events": list,
+    }))
+    .into_response()
+}
+
+pub(super) async fn connections(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let outputs: Vec<serde_json::Value> = state
+        .feeds
+        .names()
+        .iter()
+        .filter_map(|name| state.feeds.get(name))
+        .map(|tap| {
+            serde_json::json!({
+                "name": tap.name(),
+                "watchers": tap.watchers(),
+                "latest": tap.latest(),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "clients": state.clients.list(),
+        "outputs": outputs,
+    }))
+    .into_response()
+}
