@@ -725,6 +725,12 @@ function startTail() {
   if (filter) {
     query.set('filter', filter);
   }
+  // EventSource cannot send an Authorization header: a feed that asks for the token
+  // (server.feed.require_token) takes it in the query.
+  const token = storedToken();
+  if (token) {
+    query.set('token', token);
+  }
   openStream(`/api/v1/events/stream?${query}`, stage, filter, tail.run);
 }
 

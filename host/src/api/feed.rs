@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{ApiState, authorized, unauthorized};
 use crate::expr::Condition;
-use crate::feed::{FeedStream, Peer, Refusal, Request, StreamSettings};
+use crate::feed::{FeedStream, Peer, Refusal, Request, Resume, StreamSettings};
 
 /// `?stage=NAME&filter=EXPR&token=T` of the stream.
 #[derive(Deserialize)]
@@ -23,7 +23,7 @@ pub(super) struct StreamQuery {
     filter: Option<String>,
     token: Option<String>,
     /// For clients that cannot set `Last-Event-ID`.
-    last_event_id: Option<u64>,
+    last_event_id: Option<String>,
 }
 
 /// `?stage=NAME&limit=N&since=ID&token=T` of the history.
@@ -82,6 +82,25 @@ fn refused(refusal: &Refusal) -> Response {
     }
 }
 
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
 fn peer_ip(peer: &Result<ConnectInfo<Peer>, ExtensionRejection>) -> IpAddr {
     peer.as_ref()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.addr.ip())
@@ -112,15 +131,10 @@ pub(super) async fn stream(
     };
     let last_event_id = headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .map(|v| v.to_str().unwrap_or("?").to_owned())
         .or(query.last_event_id);
-    let gzip = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim() == "gzip"));
+    let resume = last_event_id.map_or(Resume::Now, |id| Resume::parse(&id, tap.run()));
+    let gzip = accepts_gzip(&headers);
     let request = Request {
         ip,
         tap,
@@ -132,12 +146,13 @@ pub(super) async fn stream(
         Ok(membership) => membership,
         Err(refusal) => return refused(&refusal),
     };
+    let gzipped = membership.client.gzip;
     let config = state.clients.config();
     let stream = FeedStream::new(
         membership,
         StreamSettings {
             filter,
-            last_event_id,
+            resume,
             heartbeat: config.heartbeat.0,
             slow_clients: config.slow_clients,
             client_buffer: config.client_buffer,
@@ -151,8 +166,13 @@ pub(super) async fn stream(
         stream.into_body(),
     )
         .into_response();
-    if gzip {
-        response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        header::HeaderValue::from_static("accept-encoding"),
+    );
+    if gzipped {
+        headers.insert(
             header::CONTENT_ENCODING,
             header::HeaderValue::from_static("gzip"),
         );
@@ -176,20 +196,13 @@ pub(super) async fn history(
         return no_such_output(&state, &query.stage);
     };
     let limit = query.limit.unwrap_or(100).min(10_000);
-    let since = query.since.unwrap_or(0);
     // After `since`: the first `limit`, to page forward; without it, the newest `limit`.
-    let events = if query.since.is_some() {
-        tap.history(since, limit)
-    } else {
-        let mut events = tap.history(0, usize::MAX);
-        let excess = events.len().saturating_sub(limit);
-        events.drain(..excess);
-        events
-    };
+    let events = tap.history(query.since, limit);
     let name = tap.name().to_owned();
     let list: Vec<serde_json::Value> = events.iter().map(|e| e.json(&name)).collect();
     Json(serde_json::json!({
         "stage": name,
+        "run": tap.run(),
         "latest": tap.latest(),
         "oldest": tap.oldest(),
         "events": list,

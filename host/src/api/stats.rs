@@ -51,13 +51,17 @@ impl Recent {
         drop(readings);
         let mut latency = BTreeMap::new();
         for (component, buckets) in &parsed.buckets {
-            let earlier = base.get(component);
+            // Bucket by bucket, matched by bound; a reading of other buckets (a sink's
+            // histogram changes once it has end-to-end figures) is no base.
+            let earlier = base.get(component).filter(|e| {
+                e.len() == buckets.len() && e.iter().zip(buckets).all(|(a, b)| a.0 == b.0)
+            });
             let window: Vec<(f64, f64)> = buckets
                 .iter()
                 .enumerate()
                 .map(|(i, &(le, count))| {
                     let before = earlier.and_then(|e| e.get(i)).map_or(0.0, |b| b.1);
-                    (le, count - before)
+                    (le, (count - before).max(0.0))
                 })
                 .collect();
             if let Some(p) = percentiles(&window) {
@@ -99,7 +103,9 @@ fn parse(exposition: &str) -> Parsed {
             "weir_batch_duration_seconds_bucket" => &mut batch,
             "weir_end_to_end_latency_seconds_bucket" => &mut end_to_end,
             "weir_kafka_consumer_lag" | "weir_jetstream_consumer_pending" => {
-                if let Some(source) = label(labels, "source") {
+                // Kafka's lag is per partition, labelled by source; JetStream's by component.
+                if let Some(source) = label(labels, "source").or_else(|| label(labels, "component"))
+                {
                     *lag.entry(source.to_owned()).or_default() += value;
                 }
                 continue;
@@ -171,7 +177,7 @@ mod tests {
     fn percentiles_of_the_window_and_lag_per_source() {
         let text = |slow: u32| {
             format!(
-                "# TYPE x\nweir_batch_duration_seconds_bucket{{le=\"0.001\",component=\"s\"}} 100\nweir_batch_duration_seconds_bucket{{le=\"0.01\",component=\"s\"}} {}\nweir_batch_duration_seconds_bucket{{le=\"+Inf\",component=\"s\"}} {}\nweir_kafka_consumer_lag{{source=\"k\",topic=\"t\",partition=\"0\"}} 5\nweir_kafka_consumer_lag{{source=\"k\",topic=\"t\",partition=\"1\"}} 7\n",
+                "# TYPE x\nweir_batch_duration_seconds_bucket{{component=\"s\",le=\"0.001\"}} 100\nweir_batch_duration_seconds_bucket{{le=\"0.01\",component=\"s\"}} {}\nweir_batch_duration_seconds_bucket{{le=\"+Inf\",component=\"s\"}} {}\nweir_kafka_consumer_lag{{source=\"k\",topic=\"t\",partition=\"0\"}} 5\nweir_kafka_consumer_lag{{source=\"k\",topic=\"t\",partition=\"1\"}} 7\nweir_jetstream_consumer_pending{{component=\"js\"}} 3\n",
                 100 + slow,
                 100 + slow
             )
@@ -179,6 +185,7 @@ mod tests {
         let recent = Recent::default();
         let first = recent.figures(&text(0));
         assert_eq!(first.lag["k"], 12.0);
+        assert_eq!(first.lag["js"], 3.0);
         let [p50, p95, _] = first.latency["s"];
         assert!(p50 <= 0.001 && p95 <= 0.001, "all fast: {p50} {p95}");
         // 100 slow batches since: the window holds only those.

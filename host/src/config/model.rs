@@ -86,6 +86,14 @@ pub struct FeedConfig {
     /// `skip` (default) or `disconnect`.
     #[serde(default)]
     pub slow_clients: SlowClients,
+    /// A client whose connection takes nothing for this long is disconnected, whatever
+    /// `slow_clients` says.
+    #[serde(default = "FeedConfig::default_stall_timeout")]
+    pub stall_timeout: Duration,
+    /// Clients at once that get gzip (each has an encoder of its own); others get plain
+    /// text.
+    #[serde(default = "FeedConfig::default_max_gzip_clients")]
+    pub max_gzip_clients: usize,
     /// A comment line sent this long after the last message, so proxies keep the stream.
     #[serde(default = "FeedConfig::default_heartbeat")]
     pub heartbeat: Duration,
@@ -117,6 +125,12 @@ impl FeedConfig {
     fn default_client_buffer() -> u64 {
         10_000
     }
+    fn default_stall_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    fn default_max_gzip_clients() -> usize {
+        64
+    }
     fn default_heartbeat() -> Duration {
         Duration::from_secs(15)
     }
@@ -141,6 +155,8 @@ impl Default for FeedConfig {
             linger: Self::default_linger(),
             client_buffer: Self::default_client_buffer(),
             slow_clients: SlowClients::default(),
+            stall_timeout: Self::default_stall_timeout(),
+            max_gzip_clients: Self::default_max_gzip_clients(),
             heartbeat: Self::default_heartbeat(),
             max_clients: Self::default_max_clients(),
             max_clients_per_ip: Self::default_max_clients_per_ip(),

@@ -41,6 +41,7 @@ impl LoadedConfig {
         let c = &self.config;
         check_names(c, &mut problem);
         check_flow(c, &mut problem);
+        check_feed(c, &mut problem);
         let outputs = outputs(c);
         check_inputs(c, &outputs, &mut problem);
         check_cycles(c, &mut problem);
@@ -515,6 +516,37 @@ fn check_sinks(c: &PipelineConfig, problem: &mut Report<'_>) {
                 "must be more than zero".into(),
             );
         }
+    }
+}
+
+fn check_feed(c: &PipelineConfig, problem: &mut Report<'_>) {
+    let feed = &c.server.feed;
+    let mut bad = |key: &str, message: &str| {
+        problem(format!("server.feed.{key}"), message.to_owned());
+    };
+    if feed.require_token && c.server.admin_token.is_none() {
+        bad(
+            "require_token",
+            "the feed would take any token: set [server] admin_token (the token it asks for)",
+        );
+    }
+    if feed.heartbeat.0 < std::time::Duration::from_millis(100) {
+        bad("heartbeat", "must be at least 100ms");
+    }
+    if feed.stall_timeout.0 < std::time::Duration::from_secs(1) {
+        bad("stall_timeout", "must be at least 1s");
+    }
+    if feed.history == 0 {
+        bad("history", "must keep at least one event");
+    }
+    if !(feed.requests_per_second > 0.0 && feed.requests_per_second.is_finite()) {
+        bad("requests_per_second", "must be a number above zero");
+    }
+    if !(feed.request_burst >= 1.0 && feed.request_burst.is_finite()) {
+        bad(
+            "request_burst",
+            "must be at least 1, or every request is refused",
+        );
     }
 }
 

@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::listener::KillSwitch;
-use super::tap::Tap;
+use super::tap::{Tap, Watch};
 use crate::config::{FeedConfig, SlowClients};
 use crate::event::now_ms;
 
@@ -61,6 +61,8 @@ pub struct Client {
     pub position: AtomicU64,
     /// When its stream last asked for more (ms).
     pub polled_at_ms: AtomicI64,
+    /// Its stream waits for events (it is not stuck behind its connection).
+    pub waiting: AtomicBool,
     /// Closes its connection, when it has one of its own.
     pub switch: Option<Arc<KillSwitch>>,
 }
@@ -75,7 +77,22 @@ struct Table {
     clients: BTreeMap<u64, Arc<Client>>,
     per_ip: HashMap<IpAddr, usize>,
     buckets: HashMap<IpAddr, Bucket>,
+    gzip: usize,
     next_id: u64,
+}
+
+/// Addresses the request rate remembers; beyond it, buckets start over.
+const MAX_BUCKETS: usize = 65_536;
+
+/// The address a rate bucket belongs to: IPv6 by its /64, which one host usually holds.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+    }
 }
 
 /// Every feed client, and the limits they are admitted under.
@@ -89,12 +106,27 @@ pub struct Membership {
     clients: Arc<Clients>,
     /// The client.
     pub client: Arc<Client>,
+    watching: bool,
+}
+
+impl Membership {
+    /// Starts watching the client's output, resuming after event `after`.
+    pub fn watch(&mut self, after: Option<u64>) -> Watch {
+        if self.watching {
+            self.client.tap.unwatch();
+        }
+        self.watching = true;
+        self.client.tap.watch(after)
+    }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         let mut table = self.clients.lock();
         table.clients.remove(&self.client.id);
+        if self.client.gzip {
+            table.gzip -= 1;
+        }
         if let Some(n) = table.per_ip.get_mut(&self.client.ip) {
             *n -= 1;
             if *n == 0 {
@@ -102,7 +134,9 @@ impl Drop for Membership {
             }
         }
         drop(table);
-        self.client.tap.unwatch();
+        if self.watching {
+            self.client.tap.unwatch();
+        }
     }
 }
 
@@ -146,13 +180,17 @@ impl Clients {
         let (rate, burst) = (self.config.requests_per_second, self.config.request_burst);
         let now = Instant::now();
         let mut table = self.lock();
-        if table.buckets.len() > 65_536 {
-            // Addresses seen long ago have full buckets again: forgetting them changes nothing.
+        if table.buckets.len() >= MAX_BUCKETS {
+            // Addresses seen long ago have full buckets again: forgetting them changes
+            // nothing. If all are recent, they start over rather than grow without bound.
             table
                 .buckets
                 .retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < burst);
+            if table.buckets.len() >= MAX_BUCKETS {
+                table.buckets.clear();
+            }
         }
-        let bucket = table.buckets.entry(ip).or_insert(Bucket {
+        let bucket = table.buckets.entry(rate_key(ip)).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -181,18 +219,22 @@ impl Clients {
             return Err(Refusal::FullForIp(self.config.max_clients_per_ip));
         }
         table.next_id += 1;
+        // Each gzip stream has an encoder of its own: past the limit, clients get plain text.
+        let gzip = request.gzip && table.gzip < self.config.max_gzip_clients;
+        table.gzip += usize::from(gzip);
         let now = now_ms();
         let client = Arc::new(Client {
             id: table.next_id,
             ip: request.ip,
             tap: request.tap,
             filter: request.filter,
-            gzip: request.gzip,
+            gzip,
             connected_at_ms: now,
             sent: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             position: AtomicU64::new(0),
             polled_at_ms: AtomicI64::new(now),
+            waiting: AtomicBool::new(false),
             switch: request.switch,
         });
         table.clients.insert(client.id, Arc::clone(&client));
@@ -200,6 +242,7 @@ impl Clients {
         Ok(Membership {
             clients: Arc::clone(self),
             client,
+            watching: false,
         })
     }
 
@@ -235,26 +278,31 @@ impl Clients {
         self.len() == 0
     }
 
-    /// Closes the connections of clients that stopped reading and fell further behind
-    /// than `client_buffer`, when slow clients are to be disconnected. (Skipped clients
-    /// need nothing: they jump ahead when they read again.)
+    /// Closes the connections of clients that stopped reading: after `stall_timeout`
+    /// whatever the policy (a stuck client holds its place and what was published for
+    /// it), and at once when it is also more than `client_buffer` events behind and slow
+    /// clients are to be disconnected. A client waiting for events is never stalled.
     pub fn sweep(&self) {
-        if self.config.slow_clients != SlowClients::Disconnect {
-            return;
-        }
         let now = now_ms();
-        let stalled_ms = self.config.heartbeat.0.as_millis().min(1_000) as i64;
+        let stall_ms = self.config.stall_timeout.0.as_millis() as i64;
+        let disconnect = self.config.slow_clients == SlowClients::Disconnect;
         let clients: Vec<Arc<Client>> = self.lock().clients.values().cloned().collect();
         for client in clients {
+            let Some(switch) = &client.switch else {
+                continue;
+            };
+            if client.waiting.load(Ordering::Relaxed) {
+                continue;
+            }
+            let stalled_ms = now - client.polled_at_ms.load(Ordering::Relaxed);
             let behind = client
                 .tap
                 .latest()
                 .saturating_sub(client.position.load(Ordering::Relaxed));
-            let stalled = now - client.polled_at_ms.load(Ordering::Relaxed) > stalled_ms;
-            if behind > self.config.client_buffer
-                && stalled
-                && let Some(switch) = &client.switch
-            {
+            if stalled_ms > stall_ms {
+                tracing::warn!(client = client.id, ip = %client.ip, output = client.tap.name(), stalled_ms, "feed client stopped reading: disconnected (server.feed.stall_timeout)");
+                switch.kill();
+            } else if disconnect && behind > self.config.client_buffer && stalled_ms > 1_000 {
                 tracing::warn!(client = client.id, ip = %client.ip, output = client.tap.name(), behind, "feed client stopped reading and fell behind server.feed.client_buffer: disconnected (server.feed.slow_clients = \"disconnect\")");
                 switch.kill();
             }

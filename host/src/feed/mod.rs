@@ -10,7 +10,7 @@ mod tap;
 pub use clients::{Client, Clients, Membership, Refusal, Request};
 pub use listener::{KillSwitch, KillableListener, KillableStream, Peer};
 pub use stream::{FeedStream, StreamSettings};
-pub use tap::{Batch, FeedEvent, Feeds, Published, Tap};
+pub use tap::{Batch, FeedEvent, Feeds, Published, Resume, Tap, Watch};
 
 /// The output name of `component`'s `port` ("" for its main output).
 pub fn output_name(component: &str, port: &str) -> String {

@@ -17,9 +17,10 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::time::Instant;
 
 use super::clients::Membership;
-use super::tap::{FeedEvent, Published};
+use super::tap::{FeedEvent, Published, Resume};
 use crate::config::SlowClients;
 use crate::event::now_ms;
 use crate::expr::Condition;
@@ -32,8 +33,8 @@ const CHUNK_BYTES: usize = 16 * 1024;
 pub struct StreamSettings {
     /// Its filter.
     pub filter: Option<Condition>,
-    /// The last event it had, from `Last-Event-ID`.
-    pub last_event_id: Option<u64>,
+    /// Where it resumes (its `Last-Event-ID`).
+    pub resume: Resume,
     /// Sent after this long without a message.
     pub heartbeat: Duration,
     /// What to do when it falls behind...
@@ -55,49 +56,53 @@ pub struct FeedStream {
     text: Vec<u8>,
     gzip: Option<GzEncoder<Vec<u8>>>,
     settings: StreamSettings,
+    /// When it was last sent anything: heartbeats count from here.
+    last_sent: Instant,
     ended: bool,
 }
 
 impl FeedStream {
     /// The stream of `membership`'s client, which watches from now on (or, with a
     /// `Last-Event-ID`, from the event after it).
-    pub fn new(membership: Membership, settings: StreamSettings) -> Self {
-        let tap = Arc::clone(&membership.client.tap);
-        let latest = tap.latest();
-        // An id this run never gave (a client of an earlier run) resumes from now.
-        let resume = settings.last_event_id.filter(|&id| id <= latest);
-        let after = resume.unwrap_or(latest);
-        let (receiver, backlog) = tap.watch(after);
+    pub fn new(mut membership: Membership, settings: StreamSettings) -> Self {
+        let after = match settings.resume {
+            Resume::After(n) => Some(n),
+            Resume::Now | Resume::Unknown => None,
+        };
+        let watch = membership.watch(after);
+        let mut position = watch.latest;
+        // What it missed that nobody can send it any more: a count, or null when unknown.
+        let gap = match settings.resume {
+            Resume::Now => None,
+            Resume::Unknown => Some(serde_json::Value::Null),
+            // An id this run has not given: not one of its events.
+            Resume::After(n) if n > watch.latest => Some(serde_json::Value::Null),
+            Resume::After(n) => {
+                let first = watch.backlog.first().map_or(watch.latest + 1, |e| e.id);
+                position = first - 1;
+                (first > n + 1).then(|| (first - n - 1).into())
+            }
+        };
         let gzip = membership
             .client
             .gzip
             .then(|| GzEncoder::new(Vec::new(), Compression::fast()));
         let mut stream = Self {
             membership,
-            receiver,
-            backlog: backlog.into(),
-            position: after,
+            receiver: watch.receiver,
+            backlog: watch.backlog.into(),
+            position,
             ready: VecDeque::new(),
             text: Vec::new(),
             gzip,
             settings,
+            last_sent: Instant::now(),
             ended: false,
         };
         // Opens the response at once, so the client knows it is connected.
         stream.text.extend_from_slice(b": connected\n\n");
-        if settings_resumed_from_elsewhere(&stream.settings, resume) {
-            stream.notice("gap", &serde_json::json!({ "missing": null }));
-        } else if resume.is_some() {
-            let first = stream
-                .backlog
-                .front()
-                .map_or_else(|| tap.latest() + 1, |e| e.id);
-            let missing = first.saturating_sub(after + 1);
-            if missing > 0 {
-                // Older than the history holds.
-                stream.notice("gap", &serde_json::json!({ "missing": missing }));
-                stream.position = first - 1;
-            }
+        if let Some(missing) = gap {
+            stream.notice("gap", &serde_json::json!({ "missing": missing }));
         }
         stream
             .membership
@@ -224,6 +229,7 @@ impl FeedStream {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if let Some(chunk) = self.ready.pop_front() {
+                self.last_sent = Instant::now();
                 return Some(chunk);
             }
             if self.ended && self.text.is_empty() {
@@ -250,7 +256,16 @@ impl FeedStream {
 
     /// Waits for published events (or the heartbeat) and adds what came to the chunk.
     async fn wait(&mut self) {
-        let received = tokio::time::timeout(self.settings.heartbeat, self.receiver.recv()).await;
+        let client = Arc::clone(&self.membership.client);
+        client.waiting.store(true, Ordering::Relaxed);
+        // From the last thing sent: a client whose filter passes nothing still hears.
+        let received = tokio::time::timeout_at(
+            self.last_sent + self.settings.heartbeat,
+            self.receiver.recv(),
+        )
+        .await;
+        client.waiting.store(false, Ordering::Relaxed);
+        client.polled_at_ms.store(now_ms(), Ordering::Relaxed);
         let mut next = match received {
             Err(_) => {
                 self.text.extend_from_slice(b": heartbeat\n\n");
@@ -294,15 +309,19 @@ impl FeedStream {
         let Some(gzip) = &mut self.gzip else {
             return Bytes::from(text);
         };
-        // A sync flush after each chunk: the client can decode every message it has.
-        let written = gzip.write_all(&text).and_then(|()| gzip.flush());
+        // A sync flush after each chunk: the client can decode every message it has; at
+        // the end, the gzip trailer.
+        let ended = self.ended;
+        let written = gzip.write_all(&text).and_then(|()| {
+            if ended {
+                gzip.try_finish()
+            } else {
+                gzip.flush()
+            }
+        });
         if written.is_err() {
             self.ended = true;
         }
         Bytes::from(std::mem::take(gzip.get_mut()))
     }
-}
-
-fn settings_resumed_from_elsewhere(settings: &StreamSettings, resume: Option<u64>) -> bool {
-    settings.last_event_id.is_some() && resume.is_none()
 }

@@ -3,7 +3,7 @@
 //! lately): otherwise publishing is one atomic load per batch.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -17,8 +17,10 @@ const BROADCAST_BATCHES: usize = 1_024;
 
 /// One event as the feed sends it.
 pub struct FeedEvent {
-    /// Its number on its tap, from 1, increasing.
+    /// Its number on its tap in this run, from 1, increasing.
     pub id: u64,
+    /// The run it was published in.
+    pub run: u64,
     /// Event time, ms since the Unix epoch.
     pub time: i64,
     /// The payload (MessagePack).
@@ -42,7 +44,7 @@ impl FeedEvent {
         value
     }
 
-    /// The SSE message: `id: N` and one `data:` line of [`FeedEvent::json`].
+    /// The SSE message: `id: RUN-N` and one `data:` line of [`FeedEvent::json`].
     pub fn message(&self, stage: &str) -> &Bytes {
         self.message.get_or_init(|| {
             let mut text = Vec::new();
@@ -57,7 +59,7 @@ impl FeedEvent {
             out.extend_from_slice(message);
             return;
         }
-        out.extend_from_slice(format!("id: {}\ndata: ", self.id).as_bytes());
+        out.extend_from_slice(format!("id: {}-{}\ndata: ", self.run, self.id).as_bytes());
         let _ = serde_json::to_writer(&mut *out, &self.json(stage));
         out.extend_from_slice(b"\n\n");
     }
@@ -88,13 +90,52 @@ impl Batch {
 /// A published batch, as clients receive it.
 pub type Published = Arc<Batch>;
 
+/// Where a client asks to resume from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// From the events published after it connects.
+    Now,
+    /// After this event of this run.
+    After(u64),
+    /// After an event of another run (or an id it cannot read): what it missed is unknown.
+    Unknown,
+}
+
+impl Resume {
+    /// Reads a `Last-Event-ID` (`RUN-N`, or `N` for this run) against this run.
+    pub fn parse(id: &str, run: u64) -> Self {
+        let id = id.trim();
+        let (id_run, n) = match id.split_once('-') {
+            Some((r, n)) => (r.parse().ok(), n),
+            None => (Some(run), id),
+        };
+        match (id_run, n.parse()) {
+            (Some(r), Ok(n)) if r == run => Self::After(n),
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// A new client's start: its receiver, the recorded events it missed, and the newest
+/// event number when it subscribed.
+pub struct Watch {
+    /// What is published from now on.
+    pub receiver: broadcast::Receiver<Published>,
+    /// Recorded events after the one it resumes from, oldest first.
+    pub backlog: Vec<Arc<FeedEvent>>,
+    /// The newest event number at that moment.
+    pub latest: u64,
+}
+
 /// The tap on one output (`STAGE`, or `STAGE.PORT` for another port).
 pub struct Tap {
     name: Arc<str>,
+    /// This run (ms since the Unix epoch when the process started): event ids are
+    /// `RUN-N`, so an id from an earlier run is never taken for one of this run.
+    run: u64,
     recording: AtomicBool,
-    watchers: AtomicUsize,
-    /// Until when (ms) it records with nobody watching.
-    keep_until_ms: AtomicI64,
+    /// Every event the output sent gets a number, recorded or not, so what a client
+    /// missed while nobody recorded is still counted.
     latest: AtomicU64,
     capacity: usize,
     linger_ms: i64,
@@ -104,30 +145,41 @@ pub struct Tap {
 
 struct History {
     ring: VecDeque<Arc<FeedEvent>>,
-    next_id: u64,
+    watchers: usize,
+    /// Until when (ms) it records with nobody watching.
+    keep_until_ms: i64,
 }
 
 impl Tap {
-    fn new(name: &str, capacity: usize, linger_ms: i64) -> Self {
+    fn new(name: &str, run: u64, capacity: usize, linger_ms: i64) -> Self {
         Self {
             name: Arc::from(name),
+            run,
             recording: AtomicBool::new(false),
-            watchers: AtomicUsize::new(0),
-            keep_until_ms: AtomicI64::new(0),
             latest: AtomicU64::new(0),
             capacity,
             linger_ms,
             history: Mutex::new(History {
                 ring: VecDeque::new(),
-                next_id: 1,
+                watchers: 0,
+                keep_until_ms: 0,
             }),
             sender: broadcast::channel(BROADCAST_BATCHES).0,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The output's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// This run's number, the first part of every event id.
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     /// The newest event's number (0 before the first).
@@ -137,24 +189,31 @@ impl Tap {
 
     /// Clients watching it now.
     pub fn watchers(&self) -> usize {
-        self.watchers.load(Ordering::Relaxed)
+        self.lock().watchers
     }
 
-    /// Offers a batch the output sends; kept only while it records.
+    /// Offers a batch the output sends: numbered always, kept only while it records.
     pub fn publish(&self, events: &[Event]) {
-        if events.is_empty() || !self.recording.load(Ordering::Relaxed) {
+        let n = events.len() as u64;
+        if n == 0 {
             return;
         }
-        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.recording.load(Ordering::Relaxed) {
+            self.latest.fetch_add(n, Ordering::AcqRel);
+            return;
+        }
+        let mut history = self.lock();
+        let first = self.latest.fetch_add(n, Ordering::AcqRel) + 1;
         let published: Vec<Arc<FeedEvent>> = events
             .iter()
-            .map(|event| {
-                let id = history.next_id;
-                history.next_id += 1;
+            .zip(first..)
+            .map(|(event, id)| {
                 Arc::new(FeedEvent {
                     id,
+                    run: self.run,
                     time: event.time,
-                    payload: event.payload.clone(),
+                    // A copy: a slice would keep the whole buffer it was cut from alive.
+                    payload: Bytes::copy_from_slice(&event.payload),
                     message: OnceLock::new(),
                 })
             })
@@ -162,7 +221,6 @@ impl Tap {
         history.ring.extend(published.iter().cloned());
         let excess = history.ring.len().saturating_sub(self.capacity);
         history.ring.drain(..excess);
-        self.latest.store(history.next_id - 1, Ordering::Release);
         // Sent under the lock, so clients see batches in number order.
         let _ = self.sender.send(Arc::new(Batch {
             events: published,
@@ -170,59 +228,85 @@ impl Tap {
         }));
     }
 
-    /// A new client: the receiver of what is published from now on, and the history
-    /// after event `after` (what it may have missed before it subscribed is in both).
-    pub fn watch(&self, after: u64) -> (broadcast::Receiver<Published>, Vec<Arc<FeedEvent>>) {
-        self.watchers.fetch_add(1, Ordering::AcqRel);
+    /// A new client, resuming after event `after` (none: from now on).
+    pub fn watch(&self, after: Option<u64>) -> Watch {
+        let mut history = self.lock();
+        history.watchers += 1;
         self.recording.store(true, Ordering::Relaxed);
         let receiver = self.sender.subscribe();
-        (receiver, self.since(after, usize::MAX))
+        let latest = self.latest();
+        let backlog = match after {
+            Some(after) => since(&history.ring, after, usize::MAX),
+            None => Vec::new(),
+        };
+        Watch {
+            receiver,
+            backlog,
+            latest,
+        }
     }
 
     /// A client left: with nobody watching, it records for `linger` more.
     pub fn unwatch(&self) {
-        self.keep_until_ms
-            .store(now_ms().saturating_add(self.linger_ms), Ordering::Relaxed);
-        self.watchers.fetch_sub(1, Ordering::AcqRel);
+        let mut history = self.lock();
+        history.watchers = history.watchers.saturating_sub(1);
+        history.keep_until_ms = now_ms().saturating_add(self.linger_ms);
     }
 
-    /// Up to `limit` recorded events after number `after`, oldest first. Reading the
-    /// history starts (or extends) recording, so the next read finds events.
-    pub fn history(&self, after: u64, limit: usize) -> Vec<Arc<FeedEvent>> {
-        self.keep_until_ms
-            .fetch_max(now_ms().saturating_add(self.linger_ms), Ordering::Relaxed);
+    /// Up to `limit` recorded events after number `after` (oldest first), or, without
+    /// `after`, the newest `limit`. Reading the history starts (or extends) recording, so
+    /// the next read finds events.
+    pub fn history(&self, after: Option<u64>, limit: usize) -> Vec<Arc<FeedEvent>> {
+        let mut history = self.lock();
+        history.keep_until_ms = history
+            .keep_until_ms
+            .max(now_ms().saturating_add(self.linger_ms));
         self.recording.store(true, Ordering::Relaxed);
-        self.since(after, limit)
+        match after {
+            Some(after) => since(&history.ring, after, limit),
+            None => {
+                let from = history.ring.len().saturating_sub(limit);
+                history.ring.range(from..).cloned().collect()
+            }
+        }
     }
 
     /// The oldest event number still held (the next one when none is).
     pub fn oldest(&self) -> u64 {
-        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        history.ring.front().map_or(history.next_id, |e| e.id)
-    }
-
-    fn since(&self, after: u64, limit: usize) -> Vec<Arc<FeedEvent>> {
-        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let start = history.ring.partition_point(|e| e.id <= after);
-        history.ring.range(start..).take(limit).cloned().collect()
+        let history = self.lock();
+        history.ring.front().map_or(self.latest() + 1, |e| e.id)
     }
 
     /// Stops recording (and frees the history) once nobody has watched for `linger`.
     fn sweep(&self, now: i64) {
-        let idle = self.watchers.load(Ordering::Acquire) == 0
-            && now >= self.keep_until_ms.load(Ordering::Relaxed);
-        if idle && self.recording.swap(false, Ordering::Relaxed) {
-            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut history = self.lock();
+        if history.watchers == 0 && now >= history.keep_until_ms {
+            self.recording.store(false, Ordering::Relaxed);
             history.ring = VecDeque::new();
         }
     }
 }
 
+fn since(ring: &VecDeque<Arc<FeedEvent>>, after: u64, limit: usize) -> Vec<Arc<FeedEvent>> {
+    let start = ring.partition_point(|e| e.id <= after);
+    ring.range(start..).take(limit).cloned().collect()
+}
+
 /// Every tap, by output name.
-#[derive(Default)]
 pub struct Feeds {
+    run: u64,
     taps: Mutex<BTreeMap<String, Arc<Tap>>>,
     settings: Mutex<(usize, i64)>,
+}
+
+impl Default for Feeds {
+    fn default() -> Self {
+        Self {
+            run: now_ms().max(0) as u64,
+            taps: Mutex::default(),
+            settings: Mutex::new((10_000, 600_000)),
+        }
+    }
 }
 
 impl Feeds {
@@ -238,7 +322,7 @@ impl Feeds {
         let mut taps = self.taps.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(
             taps.entry(name.to_owned())
-                .or_insert_with(|| Arc::new(Tap::new(name, history.max(1), linger))),
+                .or_insert_with(|| Arc::new(Tap::new(name, self.run, history.max(1), linger))),
         )
     }
 
@@ -277,20 +361,23 @@ mod tests {
             .collect()
     }
 
+    fn ids(events: &[Arc<FeedEvent>]) -> Vec<u64> {
+        events.iter().map(|e| e.id).collect()
+    }
+
     #[test]
-    fn records_nothing_until_watched_then_numbers_and_bounds_its_history() {
-        let tap = Tap::new("s", 5, 0);
+    fn numbers_every_event_records_only_while_watched_and_bounds_its_history() {
+        let tap = Tap::new("s", 7, 5, 0);
         tap.publish(&events(3));
-        assert_eq!(tap.latest(), 0, "nobody watched: nothing recorded");
-        let (mut receiver, backlog) = tap.watch(0);
-        assert!(backlog.is_empty());
+        assert_eq!(tap.latest(), 3, "numbered though nobody watched");
+        assert!(tap.history(Some(0), 10).is_empty(), "but not recorded");
+        let mut watch = tap.watch(Some(0));
+        assert!(watch.backlog.is_empty());
+        assert_eq!(watch.latest, 3);
         tap.publish(&events(4));
         tap.publish(&events(4));
-        let first = receiver.try_recv().expect("a batch");
-        assert_eq!(
-            first.events.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
-        );
+        let first = watch.receiver.try_recv().expect("a batch");
+        assert_eq!(ids(&first.events), [4, 5, 6, 7]);
         assert_eq!(
             first.messages("s").len(),
             first
@@ -299,28 +386,39 @@ mod tests {
                 .map(|e| e.message("s").len())
                 .sum::<usize>()
         );
-        let held: Vec<u64> = tap.history(0, 100).iter().map(|e| e.id).collect();
-        assert_eq!(held, [4, 5, 6, 7, 8], "the ring keeps the newest 5");
-        assert_eq!(tap.history(6, 1)[0].id, 7);
+        assert_eq!(
+            ids(&tap.history(None, 100)),
+            [7, 8, 9, 10, 11],
+            "the newest 5"
+        );
+        assert_eq!(ids(&tap.history(None, 2)), [10, 11]);
+        assert_eq!(ids(&tap.history(Some(8), 1)), [9]);
         tap.unwatch();
         // Linger 0: the next sweep stops it, and its history goes.
-        tap.keep_until_ms.store(0, Ordering::Relaxed);
         tap.sweep(now_ms());
         tap.publish(&events(2));
-        assert_eq!(tap.latest(), 8);
-        assert_eq!(tap.oldest(), 9);
+        assert_eq!(tap.latest(), 13);
+        assert_eq!(tap.oldest(), 14);
     }
 
     #[test]
-    fn a_message_is_the_event_as_json_with_its_number() {
-        let tap = Tap::new("stage", 10, 0);
-        let _watch = tap.watch(0);
+    fn a_message_is_the_event_as_json_with_its_run_and_number() {
+        let tap = Tap::new("stage", 7, 10, 0);
+        let _watch = tap.watch(None);
         let payload = crate::format::json_to_msgpack(br#"{"a":1}"#).expect("json");
         tap.publish(&[Event::new(payload, 42)]);
-        let event = &tap.history(0, 1)[0];
+        let event = &tap.history(None, 1)[0];
         assert_eq!(
-            event.message("stage").as_ref(),
-            b"id: 1\ndata: {\"id\":1,\"stage\":\"stage\",\"time\":42,\"payload\":{\"a\":1}}\n\n"
+            std::str::from_utf8(event.message("stage")).expect("text"),
+            "id: 7-1\ndata: {\"id\":1,\"stage\":\"stage\",\"time\":42,\"payload\":{\"a\":1}}\n\n"
         );
+    }
+
+    #[test]
+    fn an_id_of_another_run_is_unknown() {
+        assert_eq!(Resume::parse("7-12", 7), Resume::After(12));
+        assert_eq!(Resume::parse("12", 7), Resume::After(12));
+        assert_eq!(Resume::parse("6-12", 7), Resume::Unknown);
+        assert_eq!(Resume::parse("x", 7), Resume::Unknown);
     }
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 /// One thing the stream said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    /// An event: its id and its `data` line.
+    /// An event: its number (the `N` of its id `RUN-N`) and its `data` line.
     Event { id: u64, data: String },
     /// A named event (`skipped`, `gap`, `error`, `end`) and its data.
     Notice { name: String, data: String },
@@ -87,7 +87,8 @@ impl Sse {
             if let Some(text) = line.strip_prefix(": ") {
                 comment = Some(text.to_owned());
             } else if let Some(text) = line.strip_prefix("id: ") {
-                id = text.parse().ok();
+                // `RUN-N`: the number within the run.
+                id = text.rsplit('-').next().and_then(|n| n.parse().ok());
             } else if let Some(text) = line.strip_prefix("event: ") {
                 name = Some(text.to_owned());
             } else if let Some(text) = line.strip_prefix("data: ") {
