@@ -92,6 +92,9 @@ impl AsyncWrite for KillableStream {
     }
 }
 
+/// The send buffer asked of the kernel for each connection (it doubles it).
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
 /// A TCP listener whose connections carry a [`KillSwitch`].
 pub struct KillableListener(pub TcpListener);
 
@@ -102,6 +105,9 @@ impl Listener for KillableListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (inner, addr) = Listener::accept(&mut self.0).await;
         let _ = inner.set_nodelay(true);
+        // What the kernel holds for a client that reads slowly is delay the feed cannot
+        // see or skip: kept small, a slow client is found behind (and skipped) sooner.
+        let _ = socket2::SockRef::from(&inner).set_send_buffer_size(SEND_BUFFER_BYTES);
         let stream = KillableStream {
             inner,
             switch: Arc::default(),
