@@ -131,6 +131,10 @@ impl KeyedMatcher for DeclaredMatcher {
         Ok(saved == self.identity)
     }
 
+    fn output_fields(&self) -> Option<&'static [&'static str]> {
+        Some(&["start", "end", "steps", "timed_out_at", "evicted_at"])
+    }
+
     fn catches_up(&self) -> bool {
         // `KeyRun::on_event` advances to the event's time before it takes the event.
         true

@@ -52,6 +52,12 @@ pub trait KeyedMatcher: Send + 'static {
         *state = Self::State::default();
     }
 
+    /// The top-level fields its output events may hold, when it knows them: the stage
+    /// then adds the key's fields without reading the output first.
+    fn output_fields(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Whether a key with this state may be forgotten.
     fn is_idle(&self, state: &Self::State) -> bool;
 

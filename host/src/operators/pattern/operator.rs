@@ -89,6 +89,8 @@ pub struct PatternOperator<M: KeyedMatcher> {
     fed_until: i64,
     workers: usize,
     key: GroupKey,
+    /// The matcher's outputs never name a key field: the key goes in front unread.
+    key_fields_absent: bool,
 }
 
 impl<M: KeyedMatcher> PatternOperator<M> {
@@ -106,7 +108,11 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         matcher: M,
         snapshot: Option<&[u8]>,
     ) -> Result<Self, String> {
+        let key_fields_absent = matcher
+            .output_fields()
+            .is_some_and(|fields| config.group_by.iter().all(|g| !fields.contains(&g.as_str())));
         let mut operator = Self {
+            key_fields_absent,
             stage: stage.to_owned(),
             matcher,
             group_by: config.group_by.clone(),
@@ -445,7 +451,12 @@ impl<M: KeyedMatcher> PatternOperator<M> {
             let (Some(&id), Some(port)) = (ids.get(state), out.ports.get_mut(port)) else {
                 continue;
             };
-            event.payload = with_key(&self.group_by, &self.keys[id].key, &event.payload);
+            let key = &self.keys[id].key;
+            event.payload = if self.key_fields_absent {
+                key_in_front(&self.group_by, key, &event.payload)
+            } else {
+                with_key(&self.group_by, key, &event.payload)
+            };
             port.push(event);
         }
         for (index, why) in failures {
@@ -496,6 +507,21 @@ fn with_key(group_by: &[String], key: &[Scalar], payload: &[u8]) -> Bytes {
         }
     }
     out.extend_from_slice(body);
+    Bytes::from(out)
+}
+
+/// A match's payload (a map known not to name the key fields) with them in front.
+fn key_in_front(group_by: &[String], key: &[Scalar], payload: &[u8]) -> Bytes {
+    let Ok((msgpack::Value::Map { len, entries }, _)) = msgpack::read(payload) else {
+        return with_key(group_by, key, payload);
+    };
+    let mut out = Vec::with_capacity(payload.len() + 16 * group_by.len() + 5);
+    msgpack::write_map_len(&mut out, len + group_by.len() as u32);
+    for (field, value) in group_by.iter().zip(key) {
+        msgpack::write_str(&mut out, field);
+        write_scalar(&mut out, value);
+    }
+    out.extend_from_slice(entries);
     Bytes::from(out)
 }
 
