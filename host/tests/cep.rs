@@ -792,3 +792,151 @@ fn after_the_end_of_input_what_comes_before_the_matched_events_is_late() {
     stage.stateful().expect("stateful").end_of_input(&mut out);
     assert_eq!(out.ports[0].len(), 1, "a new match from the later input");
 }
+
+/// A declared matcher whose calls fail when an event carries `boom`, as a plugin's may.
+struct Failing(weir::operators::pattern::DeclaredMatcher);
+
+impl weir::operators::pattern::KeyedMatcher for Failing {
+    type State = KeyRun;
+
+    fn label(&self) -> Option<&str> {
+        Some("failing@test")
+    }
+
+    fn identity(&self) -> String {
+        self.0.identity()
+    }
+
+    fn accepts(&self, saved: &str) -> Result<bool, String> {
+        self.0.accepts(saved)
+    }
+
+    fn is_idle(&self, state: &KeyRun) -> bool {
+        self.0.is_idle(state)
+    }
+
+    fn process(
+        &mut self,
+        states: &mut [KeyRun],
+        times: &[i64],
+        events: &[weir::event::Event],
+        targets: &[u32],
+    ) -> Result<weir::operators::pattern::Step, weir::plugins::CallError> {
+        if events
+            .iter()
+            .any(|e| msgpack::lookup(&e.payload, "boom").is_ok_and(|v| v.is_some()))
+        {
+            return Err(weir::plugins::CallError {
+                plugin: "failing".into(),
+                version: "test".into(),
+                export: "process",
+                kind: weir::plugins::CallErrorKind::Poisoned,
+            });
+        }
+        self.0.process(states, times, events, targets)
+    }
+
+    fn on_timer(
+        &mut self,
+        states: &mut [KeyRun],
+        now: i64,
+    ) -> Result<weir::operators::pattern::Step, weir::plugins::CallError> {
+        self.0.on_timer(states, now)
+    }
+}
+
+/// A call that fails dead-letters its events and leaves its keys as they were, timers
+/// included: the partial match it held still times out.
+#[test]
+fn a_failed_call_keeps_the_timers_of_its_keys() {
+    use weir::operators::{Operator, Processed};
+
+    let config: PatternStageConfig = toml::from_str(
+        r#"
+inputs = ["in"]
+group_by = ["k"]
+within = "10ms"
+timeouts = true
+[[steps]]
+name = "a"
+where = "v == 1"
+[[steps]]
+name = "b"
+after = "followed_by"
+where = "v == 2"
+"#,
+    )
+    .expect("config");
+    let pattern = std::sync::Arc::new(Pattern::compile(&config).expect("pattern"));
+    let order = weir::operators::window::SourceOrder {
+        names: std::sync::Arc::from(vec!["in".to_owned()]),
+        ordered: vec![true],
+        assignments: std::sync::Arc::default(),
+        feeds: vec![true],
+    };
+    let matcher = Failing(weir::operators::pattern::DeclaredMatcher::new(
+        pattern,
+        "test".into(),
+        true,
+    ));
+    let mut stage = weir::operators::pattern::PatternOperator::new(
+        "test",
+        &config,
+        1,
+        &order,
+        prometheus_client::metrics::counter::Counter::default(),
+        matcher,
+        None,
+    )
+    .expect("stage");
+    let event = |json: &str, time: i64| {
+        weir::event::Event::new(
+            weir::format::json_to_msgpack(json.as_bytes()).expect("json"),
+            time,
+        )
+    };
+    let mut out = Processed::default();
+    out.reset(3);
+    // Key x begins a partial match (its timer: 10 ms on; z's event moves event time past
+    // it), then the call that would feed x's next event fails, as the timer comes due.
+    stage.process(
+        vec![
+            event(r#"{"k":"x","v":1}"#, 0),
+            event(r#"{"k":"z","v":3}"#, 2),
+        ],
+        &mut out,
+    );
+    assert!(out.dead.is_empty());
+    stage.process(
+        vec![
+            event(r#"{"k":"x","v":3,"boom":true}"#, 5),
+            event(r#"{"k":"y","v":3}"#, 20),
+        ],
+        &mut out,
+    );
+    // The call held z's event too (event time had not passed it yet): both are
+    // dead-lettered.
+    assert_eq!(
+        out.dead.len(),
+        2,
+        "the failed call's events are dead-lettered"
+    );
+    if let Some(stateful) = stage.stateful() {
+        stateful.end_of_input(&mut out);
+    }
+    let timed_out: Vec<(String, i64)> = out.ports[2]
+        .iter()
+        .map(|e| {
+            let json = weir::format::msgpack_to_json(&e.payload).expect("json");
+            (
+                json["k"].as_str().unwrap_or_default().to_owned(),
+                json["timed_out_at"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        timed_out,
+        [("x".to_owned(), 10)],
+        "x's partial match timed out at its deadline"
+    );
+}

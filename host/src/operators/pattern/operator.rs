@@ -108,9 +108,12 @@ impl<M: KeyedMatcher> PatternOperator<M> {
         matcher: M,
         snapshot: Option<&[u8]>,
     ) -> Result<Self, String> {
-        let key_fields_absent = matcher
-            .output_fields()
-            .is_some_and(|fields| config.group_by.iter().all(|g| !fields.contains(&g.as_str())));
+        let key_fields_absent = matcher.output_fields().is_some_and(|fields| {
+            config
+                .group_by
+                .iter()
+                .all(|g| !fields.contains(&g.as_str()))
+        });
         let mut operator = Self {
             key_fields_absent,
             stage: stage.to_owned(),
