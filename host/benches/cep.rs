@@ -339,6 +339,11 @@ fn pipelines() {
 fn main() {
     let inputs = inputs();
     let pattern = pattern();
+    // `WEIR_CEP_ONLY=pipeline` runs only the pipelines, to profile them.
+    if std::env::var("WEIR_CEP_ONLY").is_ok_and(|only| only == "pipeline") {
+        pipelines();
+        return;
+    }
     // `WEIR_CEP_ONLY=stage` runs the stage alone, over and over, to profile it.
     if std::env::var("WEIR_CEP_ONLY").is_ok_and(|only| only == "stage" || only == "declared") {
         for _ in 0..5 {

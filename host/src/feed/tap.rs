@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::event::{Event, now_ms};
 
@@ -148,6 +148,9 @@ struct History {
     watchers: usize,
     /// Until when (ms) it records with nobody watching.
     keep_until_ms: i64,
+    /// To the task that hands batches to the clients: waking a thousand clients is its
+    /// work, not the pipeline's.
+    forward: Option<mpsc::Sender<Published>>,
 }
 
 impl Tap {
@@ -163,6 +166,7 @@ impl Tap {
                 ring: VecDeque::new(),
                 watchers: 0,
                 keep_until_ms: 0,
+                forward: None,
             }),
             sender: broadcast::channel(BROADCAST_BATCHES).0,
         }
@@ -221,11 +225,20 @@ impl Tap {
         history.ring.extend(published.iter().cloned());
         let excess = history.ring.len().saturating_sub(self.capacity);
         history.ring.drain(..excess);
-        // Sent under the lock, so clients see batches in number order.
-        let _ = self.sender.send(Arc::new(Batch {
+        let batch = Arc::new(Batch {
             events: published,
             messages: OnceLock::new(),
-        }));
+        });
+        // Queued under the lock, so clients see batches in number order. A batch the
+        // forwarder has no room for is not sent: clients are told they skipped it.
+        match &history.forward {
+            Some(forward) => {
+                let _ = forward.try_send(batch);
+            }
+            None => {
+                let _ = self.sender.send(batch);
+            }
+        }
     }
 
     /// A new client, resuming after event `after` (none: from now on).
@@ -233,6 +246,18 @@ impl Tap {
         let mut history = self.lock();
         history.watchers += 1;
         self.recording.store(true, Ordering::Relaxed);
+        if history.forward.is_none()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (forward, mut batches) = mpsc::channel::<Published>(BROADCAST_BATCHES);
+            let sender = self.sender.clone();
+            runtime.spawn(async move {
+                while let Some(batch) = batches.recv().await {
+                    let _ = sender.send(batch);
+                }
+            });
+            history.forward = Some(forward);
+        }
         let receiver = self.sender.subscribe();
         let latest = self.latest();
         let backlog = match after {
