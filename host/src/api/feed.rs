@@ -101,6 +101,20 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The answer to a feed request that may not go on: over its address's rate (counted
+/// first, so guessing tokens is rate-limited too) or without the token.
+fn gate(
+    state: &ApiState,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    ip: IpAddr,
+) -> Option<Response> {
+    if let Err(refusal) = state.clients.admit(ip) {
+        return Some(refused(&refusal));
+    }
+    (!feed_authorized(state, headers, token)).then(unauthorized)
+}
+
 fn peer_ip(peer: &Result<ConnectInfo<Peer>, ExtensionRejection>) -> IpAddr {
     peer.as_ref()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.0.addr.ip())
@@ -112,12 +126,9 @@ pub(super) async fn stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Response {
-    if !feed_authorized(&state, &headers, query.token.as_deref()) {
-        return unauthorized();
-    }
     let ip = peer_ip(&peer);
-    if let Err(refusal) = state.clients.admit(ip) {
-        return refused(&refusal);
+    if let Some(refusal) = gate(&state, &headers, query.token.as_deref(), ip) {
+        return refusal;
     }
     let Some(tap) = state.feeds.get(&query.stage) else {
         return no_such_output(&state, &query.stage);
@@ -186,11 +197,8 @@ pub(super) async fn history(
     headers: HeaderMap,
     Query(query): Query<HistoryQuery>,
 ) -> Response {
-    if !feed_authorized(&state, &headers, query.token.as_deref()) {
-        return unauthorized();
-    }
-    if let Err(refusal) = state.clients.admit(peer_ip(&peer)) {
-        return refused(&refusal);
+    if let Some(refusal) = gate(&state, &headers, query.token.as_deref(), peer_ip(&peer)) {
+        return refusal;
     }
     let Some(tap) = state.feeds.get(&query.stage) else {
         return no_such_output(&state, &query.stage);
