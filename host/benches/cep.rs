@@ -12,7 +12,8 @@
 //! declared and with the `sequence` plugin; then the memory one open partial match holds (resident-set growth over 1,000,000 partial
 //! matches on 10,000 keys), and the whole stage in a pipeline: a generator of 2,000,000
 //! events through the declared pattern, then through the `sequence` pattern plugin (the
-//! same pattern in wasm), to a null sink, against the generator straight to the null sink.
+//! same pattern in wasm), to a null sink, against the generator straight to the null sink,
+//! with the default batches of 512 events and with batches of 2,048.
 //! `cargo bench -p weir --bench cep`.
 
 // A bench binary with its own main: nothing here is public API.
@@ -304,10 +305,17 @@ fn memory(pattern: &Pattern) {
 }
 
 /// The pattern stage in a pipeline, declared and as a plugin, against the same pipeline
-/// without it.
+/// without it: with the default batches of 512 events, then with `[flow] batch_size =
+/// 2048` (fewer hand-overs between the source's task and the stage's).
 fn pipelines() {
+    for batch_size in [512, 2048] {
+        pipelines_of(batch_size);
+    }
+}
+
+fn pipelines_of(batch_size: usize) {
     let head = format!(
-        "[server]\nenabled = false\n[plugins]\ndir = \"{{plugins}}\"\n[state]\ndir = \"{{state}}\"\n[sources.gen]\ntype = \"generator\"\ncount = {PIPELINE_EVENTS}\ntemplate = {{ user = \"{{{{int(0,9999)}}}}\", kind = \"{{{{choice(a|b|c|d)}}}}\", ts = \"{{{{seq}}}}\" }}\n"
+        "[server]\nenabled = false\n[plugins]\ndir = \"{{plugins}}\"\n[state]\ndir = \"{{state}}\"\n[flow]\nbatch_size = {batch_size}\n[sources.gen]\ntype = \"generator\"\ncount = {PIPELINE_EVENTS}\ntemplate = {{ user = \"{{{{int(0,9999)}}}}\", kind = \"{{{{choice(a|b|c|d)}}}}\", ts = \"{{{{seq}}}}\" }}\n"
     );
     let direct = format!("{head}[sinks.out]\ntype = \"null\"\ninputs = [\"gen\"]\n");
     let stage = "[stages.cep]\ntype = \"pattern\"\ninputs = [\"gen\"]\ngroup_by = [\"user\"]\ntime_field = \"ts\"\n";
@@ -324,7 +332,9 @@ fn pipelines() {
         with_plugin.push(PIPELINE_EVENTS as f64 / pipeline_seconds(&plugin));
     }
     let (base, declared, plugin) = (median(base), median(with_declared), median(with_plugin));
-    println!("pipeline, generator of {PIPELINE_EVENTS} events over {KEYS} keys (median of 3):");
+    println!(
+        "pipeline, generator of {PIPELINE_EVENTS} events over {KEYS} keys, batches of {batch_size} (median of 3):"
+    );
     println!("  generator -> null:                              {base:>12.0} events/s");
     println!(
         "  generator -> pattern (declared) -> null:        {declared:>12.0} events/s   {:.2}× without",
