@@ -579,17 +579,22 @@ where = "v == 2"
     );
 }
 
+/// The order of events of a stage that reads one source, `in`.
+fn one_source() -> weir::operators::window::SourceOrder {
+    weir::operators::window::SourceOrder {
+        names: std::sync::Arc::from(vec!["in".to_owned()]),
+        ordered: vec![true],
+        assignments: std::sync::Arc::default(),
+        feeds: vec![true],
+    }
+}
+
 /// A pattern stage of one worker reading one source, matching `pattern` (of `config`).
 fn declared_stage(
     config: &PatternStageConfig,
     pattern: std::sync::Arc<Pattern>,
 ) -> weir::operators::pattern::PatternOperator<weir::operators::pattern::DeclaredMatcher> {
-    let order = weir::operators::window::SourceOrder {
-        names: std::sync::Arc::from(vec!["in".to_owned()]),
-        ordered: vec![true],
-        assignments: std::sync::Arc::default(),
-        feeds: vec![true],
-    };
+    let order = one_source();
     let matcher = weir::operators::pattern::DeclaredMatcher::new(pattern, "test".into(), false);
     weir::operators::pattern::PatternOperator::new(
         "test",
@@ -868,12 +873,7 @@ where = "v == 2"
     )
     .expect("config");
     let pattern = std::sync::Arc::new(Pattern::compile(&config).expect("pattern"));
-    let order = weir::operators::window::SourceOrder {
-        names: std::sync::Arc::from(vec!["in".to_owned()]),
-        ordered: vec![true],
-        assignments: std::sync::Arc::default(),
-        feeds: vec![true],
-    };
+    let order = one_source();
     let matcher = Failing(weir::operators::pattern::DeclaredMatcher::new(
         pattern,
         "test".into(),
