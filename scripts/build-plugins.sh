@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Builds every example plugin into target/plugins/<folder name>.wasm: the Rust ones (for
-# wasm32-wasip2, installing the target when missing) and the Python ones (componentize-py).
-# Idempotent: cargo and the Python build skip what is up to date.
+# wasm32-wasip2, installing the target when missing), then the Python, JavaScript and C ones
+# (each language's script installs its toolchain). `build-plugins.sh rust` builds the Rust
+# ones only, which is all the demo needs. Idempotent: every build skips what is up to date.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+languages=("${@:-rust python js c}")
+# shellcheck disable=SC2206 # the default is a word list
+languages=(${languages[*]})
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     say "installing the wasm32-wasip2 Rust target"
@@ -24,6 +28,10 @@ for manifest in "$ROOT"/plugins/rust/*/Cargo.toml "$ROOT"/plugins/rust/testing/*
     fi
 done
 
-if [ -x "$ROOT/scripts/build-python-plugins.sh" ]; then
-    "$ROOT/scripts/build-python-plugins.sh"
-fi
+for lang in "${languages[@]}"; do
+    case "$lang" in
+        rust) ;;
+        python | js | c) "$ROOT/scripts/build-$lang-plugins.sh" ;;
+        *) say "unknown language $lang (rust, python, js, c)"; exit 2 ;;
+    esac
+done

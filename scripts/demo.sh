@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-"$ROOT/scripts/build-plugins.sh"
+"$ROOT/scripts/build-plugins.sh" rust
 ensure_build_deps
 cargo build --quiet --release -p weir
 weir="$CARGO_TARGET_DIR/release/weir"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the toolchains it needs (wasm target, componentize-py,
-# chromium and the browser test's node packages),
+# componentize-js, clang with wasi-libc, wit-bindgen and wasm-tools, chromium and the browser
+# test's node packages),
 # starts the Kafka-protocol test broker and nats-server with JetStream, builds every
 # plugin, builds the binary, runs every test of the workspace, and stops the brokers.
 set -euo pipefail
@@ -24,6 +25,9 @@ export WEIR_NATS_URL
 
 # Debian's chromium and the browser test's node packages, for the dashboard test.
 "$ROOT/scripts/install-browser.sh" >/dev/null
+
+# The Python SDK's own tests, natively (the plugins built from it are tested through weir).
+python3 -m unittest discover --start-directory "$ROOT/plugin-sdk/python/tests" --quiet
 
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

@@ -1,9 +1,13 @@
 //! The `weir` command line: argument parsing, logging set-up and dispatch.
 
+mod plugin_build;
 mod plugin_check;
+mod plugin_new;
 mod plugin_run;
+mod plugin_test;
 mod plugins;
 mod run;
+mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +73,18 @@ enum PluginCommand {
     /// event on stderr as one JSON line, then a summary line. Exit code: 0 when every event
     /// was handled, 1 when some failed, 2 when the plugin could not be used at all.
     Run(plugin_run::RunArgs),
+    /// Create a plugin project: sources, build script, sample test cases, contract and SDK.
+    ///
+    /// `weir plugin new my-filter --lang python --kind handler` writes ./my-filter; build it
+    /// with `weir plugin build` and test it with `weir plugin test`.
+    New(plugin_new::NewArgs),
+    /// Build the plugin project in DIR (its build.sh) and check the component it made.
+    Build(plugin_build::BuildArgs),
+    /// Run a plugin over test cases (JSON lines) and show a diff for each case that fails.
+    ///
+    /// Exit code: 0 when every case passes, 1 when some fail, 2 when the plugin or the cases
+    /// cannot be read.
+    Test(plugin_test::TestArgs),
 }
 
 /// Where compiled plugins are cached.
@@ -108,6 +124,9 @@ pub fn main() -> ExitCode {
         Command::Plugins(args) => plugins::run(&args),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(&args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(&args),
+        Command::Plugin(PluginCommand::Build(args)) => plugin_build::run(&args),
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(&args),
     };
     ExitCode::from(code)
 }

@@ -66,7 +66,7 @@ pub(super) struct RunArgs {
 
 /// Counts for the summary line.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     read: u64,
     out: u64,
     dropped: u64,
@@ -87,13 +87,7 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         Ok(plugin) => Arc::new(plugin),
         Err(e) => return fail(e),
     };
-    let limits = PluginLimits {
-        call_timeout: Duration::from_millis(args.timeout_ms),
-        memory_bytes: usize::try_from(args.memory_mb << 20)
-            .unwrap_or(MAX_MEMORY_LIMIT_BYTES)
-            .min(MAX_MEMORY_LIMIT_BYTES),
-        ..PluginLimits::default()
-    };
+    let limits = plugin_limits(args.timeout_ms, args.memory_mb);
     let input: Box<dyn BufRead> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -110,6 +104,7 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         stdout: BufWriter::new(std::io::stdout().lock()),
         envelope: args.envelope,
     };
+    let mut collected = Collected::default();
     let mut tally = Tally::default();
     let mut batch: Vec<Event> = Vec::with_capacity(args.batch_size as usize);
     let mut lines: Vec<u64> = Vec::with_capacity(args.batch_size as usize);
@@ -134,7 +129,10 @@ pub(super) fn run(args: &RunArgs) -> u8 {
             }
         }
         if batch.len() == args.batch_size as usize {
-            if let Err(e) = runner.feed(&batch, &lines, &mut out, &mut tally) {
+            if let Err(e) = runner
+                .feed(&batch, &lines, &mut collected, &mut tally)
+                .and_then(|()| out.drain(&mut collected))
+            {
                 return fail(e);
             }
             batch.clear();
@@ -142,11 +140,16 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         }
     }
     if !batch.is_empty()
-        && let Err(e) = runner.feed(&batch, &lines, &mut out, &mut tally)
+        && let Err(e) = runner
+            .feed(&batch, &lines, &mut collected, &mut tally)
+            .and_then(|()| out.drain(&mut collected))
     {
         return fail(e);
     }
-    if let Err(e) = runner.finish(&mut out, &mut tally) {
+    if let Err(e) = runner
+        .finish(&mut collected, &mut tally)
+        .and_then(|()| out.drain(&mut collected))
+    {
         return fail(e);
     }
     if let Err(e) = out.stdout.flush() {
@@ -173,6 +176,17 @@ pub(super) fn run(args: &RunArgs) -> u8 {
     }
 }
 
+/// The limits of one call: CPU time in milliseconds and linear memory in MiB.
+pub(super) fn plugin_limits(timeout_ms: u64, memory_mb: u64) -> PluginLimits {
+    PluginLimits {
+        call_timeout: Duration::from_millis(timeout_ms),
+        memory_bytes: usize::try_from(memory_mb << 20)
+            .unwrap_or(MAX_MEMORY_LIMIT_BYTES)
+            .min(MAX_MEMORY_LIMIT_BYTES),
+        ..PluginLimits::default()
+    }
+}
+
 fn build_config(args: &RunArgs) -> Result<String, String> {
     let mut config = match &args.config_json {
         None => Map::new(),
@@ -193,6 +207,11 @@ fn build_config(args: &RunArgs) -> Result<String, String> {
 
 fn parse_event(line: &str, envelope: bool) -> Result<Event, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    event_from_json(value, envelope)
+}
+
+/// An event from a payload, or from an envelope (`{"payload", "key", "time", "headers"}`).
+pub(super) fn event_from_json(value: Value, envelope: bool) -> Result<Event, String> {
     if !envelope {
         return Ok(Event::new(json_value_to_msgpack(&value), now_ms()));
     }
@@ -244,43 +263,80 @@ fn report_failure(line: u64, kind: &str, error: &str) {
     eprintln!("{}", json!({"line": line, "kind": kind, "error": error}));
 }
 
-fn report_call_failure(line: u64, error: &CallError) {
-    let kind = match &error.kind {
-        crate::plugins::CallErrorKind::Fault(fault) => fault.kind(),
-        crate::plugins::CallErrorKind::Reported(reported) => reported.code.as_str(),
-        crate::plugins::CallErrorKind::Poisoned => "poisoned",
-        crate::plugins::CallErrorKind::NotRetried { .. } => "not_retried",
-    };
-    report_failure(line, kind, &error.to_string());
+/// An input event the plugin failed on.
+pub(super) struct Failed {
+    /// The line (or, for `weir plugin test`, the index) of the input.
+    pub line: u64,
+    /// A short label: the error code or the kind of fault.
+    pub kind: &'static str,
+    /// The host's one-line message, naming the plugin, version and export.
+    pub error: String,
 }
 
-/// Writes emitted events to stdout.
+/// What the plugin emitted and failed on since the last drain.
+#[derive(Default)]
+pub(super) struct Collected {
+    /// Emitted events, in order.
+    pub events: Vec<Event>,
+    /// Failed inputs, in the order they were reported.
+    pub failures: Vec<Failed>,
+}
+
+impl Collected {
+    fn failed(&mut self, line: u64, error: &CallError) {
+        let kind = match &error.kind {
+            crate::plugins::CallErrorKind::Fault(fault) => fault.kind(),
+            crate::plugins::CallErrorKind::Reported(reported) => reported.code.as_str(),
+            crate::plugins::CallErrorKind::Poisoned => "poisoned",
+            crate::plugins::CallErrorKind::NotRetried { .. } => "not_retried",
+        };
+        self.failures.push(Failed {
+            line,
+            kind,
+            error: error.to_string(),
+        });
+    }
+}
+
+/// Writes emitted events to stdout and failures to stderr.
 struct Printer<W: Write> {
     stdout: W,
     envelope: bool,
 }
 
 impl<W: Write> Printer<W> {
-    fn print(&mut self, event: &Event) -> Result<(), String> {
-        let payload = msgpack_to_json(&event.payload).map_err(|e| format!("plugin output: {e}"))?;
-        let line = if self.envelope {
-            crate::connectors::envelope_json(event, payload)
-        } else {
-            payload
-        };
-        writeln!(self.stdout, "{line}").map_err(|e| format!("cannot write output: {e}"))
+    fn drain(&mut self, collected: &mut Collected) -> Result<(), String> {
+        for failure in collected.failures.drain(..) {
+            report_failure(failure.line, failure.kind, &failure.error);
+        }
+        for event in collected.events.drain(..) {
+            let payload =
+                msgpack_to_json(&event.payload).map_err(|e| format!("plugin output: {e}"))?;
+            let line = if self.envelope {
+                crate::connectors::envelope_json(&event, payload)
+            } else {
+                payload
+            };
+            writeln!(self.stdout, "{line}").map_err(|e| format!("cannot write output: {e}"))?;
+        }
+        Ok(())
     }
 }
 
-/// The per-world driver.
-enum Runner {
+/// Feeds events to a plugin of any world and collects what it emits.
+pub(super) enum Runner {
     Handler(SupervisedHandler),
     Aggregator(AggregatorRun),
     Pattern(PatternRun),
 }
 
 impl Runner {
-    fn new(plugin: &Arc<LoadedPlugin>, limits: PluginLimits, config: &str) -> Result<Self, String> {
+    /// Instantiates the plugin and calls its `init` with `config`.
+    pub(super) fn new(
+        plugin: &Arc<LoadedPlugin>,
+        limits: PluginLimits,
+        config: &str,
+    ) -> Result<Self, String> {
         Ok(match plugin.kind() {
             PluginKind::Handler => Self::Handler(
                 SupervisedHandler::new(plugin.clone(), limits, config.to_owned())
@@ -305,11 +361,12 @@ impl Runner {
         })
     }
 
-    fn feed<W: Write>(
+    /// Feeds one batch; `lines[i]` is what failures of `events[i]` are reported against.
+    pub(super) fn feed(
         &mut self,
         events: &[Event],
         lines: &[u64],
-        out: &mut Printer<W>,
+        out: &mut Collected,
         tally: &mut Tally,
     ) -> Result<(), String> {
         let started = Instant::now();
@@ -319,13 +376,11 @@ impl Runner {
                 tally.call_time += started.elapsed();
                 for failure in &output.failures {
                     tally.failed += 1;
-                    report_call_failure(lines[failure.index], &failure.error);
+                    out.failed(lines[failure.index], &failure.error);
                 }
                 tally.dropped += output.dropped as u64;
-                for event in &output.events {
-                    tally.out += 1;
-                    out.print(event)?;
-                }
+                tally.out += output.events.len() as u64;
+                out.events.extend(output.events);
                 Ok(())
             }
             Self::Aggregator(run) => {
@@ -333,7 +388,7 @@ impl Runner {
                 tally.call_time += started.elapsed();
                 for (index, error) in failures {
                     tally.failed += 1;
-                    report_call_failure(lines[index], &error);
+                    out.failed(lines[index], &error);
                 }
                 Ok(())
             }
@@ -342,27 +397,24 @@ impl Runner {
                 tally.call_time += started.elapsed();
                 for (index, error) in failures {
                     tally.failed += 1;
-                    report_call_failure(lines[index], &error);
+                    out.failed(lines[index], &error);
                 }
-                for event in &matches {
-                    tally.out += 1;
-                    out.print(event)?;
-                }
+                tally.out += matches.len() as u64;
+                out.events.extend(matches);
                 Ok(())
             }
         }
     }
 
-    fn finish<W: Write>(&mut self, out: &mut Printer<W>, tally: &mut Tally) -> Result<(), String> {
+    /// End of input: aggregators emit one result per key, patterns fire their timers.
+    pub(super) fn finish(&mut self, out: &mut Collected, tally: &mut Tally) -> Result<(), String> {
         let results = match self {
             Self::Handler(_) => return Ok(()),
             Self::Aggregator(run) => run.finish()?,
             Self::Pattern(run) => run.drain()?,
         };
-        for event in &results {
-            tally.out += 1;
-            out.print(event)?;
-        }
+        tally.out += results.len() as u64;
+        out.events.extend(results);
         Ok(())
     }
 }
@@ -380,7 +432,7 @@ fn group(
 }
 
 /// One accumulator per key.
-struct AggregatorRun {
+pub(super) struct AggregatorRun {
     instance: AggregatorInstance,
     keys: Vec<Option<Bytes>>,
     index: HashMap<Option<Bytes>, usize>,
@@ -448,7 +500,7 @@ impl AggregatorRun {
 const MAX_FINAL_TIMER_ROUNDS: usize = 10_000;
 
 /// One state per key, with its timer.
-struct PatternRun {
+pub(super) struct PatternRun {
     instance: PatternInstance,
     keys: Vec<Option<Bytes>>,
     index: HashMap<Option<Bytes>, usize>,

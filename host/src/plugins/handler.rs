@@ -71,6 +71,11 @@ impl HandlerInstance {
         self.core.is_poisoned()
     }
 
+    /// The instance's linear memory in bytes: what its language's runtime and heap take.
+    pub fn memory_bytes(&self) -> usize {
+        self.core.memory_bytes()
+    }
+
     /// Runs `process` over `events`.
     ///
     /// # Errors

@@ -90,6 +90,11 @@ impl InstanceCore {
         Ok(empty)
     }
 
+    /// The instance's linear memory in bytes.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.granted()
+    }
+
     /// The limits this instance runs under.
     pub(crate) fn limits(&self) -> &PluginLimits {
         &self.limits

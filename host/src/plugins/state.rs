@@ -179,6 +179,9 @@ pub(crate) struct MemoryLimiter {
     limit: usize,
     /// The size of the last refused growth, in bytes.
     pub(crate) refused: Option<usize>,
+    /// Linear memory granted so far, all memories of the instance together (their creation
+    /// counts as growth from zero).
+    granted: usize,
 }
 
 impl MemoryLimiter {
@@ -186,7 +189,13 @@ impl MemoryLimiter {
         Self {
             limit,
             refused: None,
+            granted: 0,
         }
+    }
+
+    /// The instance's linear memory in bytes.
+    pub(crate) fn granted(&self) -> usize {
+        self.granted
     }
 
     /// The limit in bytes.
@@ -198,7 +207,7 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -211,6 +220,7 @@ impl ResourceLimiter for MemoryLimiter {
                 self.limit
             ));
         }
+        self.granted += desired.saturating_sub(current);
         Ok(true)
     }
 
