@@ -24,10 +24,16 @@ fn skipped(name: &str) -> bool {
     ) || name.ends_with(".pyc")
 }
 
+/// The files under `dir`, and a rebuild trigger for each folder and file kept (a trigger on
+/// the root alone would also fire for the caches left out).
 fn walk(dir: &Path, into: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: the templates and SDKs must be there",
+            dir.display()
+        )
+    });
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
@@ -41,6 +47,7 @@ fn walk(dir: &Path, into: &mut Vec<PathBuf>) {
         if path.is_dir() {
             walk(&path, into);
         } else {
+            println!("cargo:rerun-if-changed={}", path.display());
             into.push(path);
         }
     }
@@ -52,9 +59,9 @@ fn main() {
     code.push_str("pub(crate) static FILES: &[(&str, &[u8])] = &[\n");
     for (folder, name) in TREES {
         let root = manifest.join(folder);
-        println!("cargo:rerun-if-changed={}", root.display());
         let mut files = Vec::new();
         walk(&root, &mut files);
+        assert!(!files.is_empty(), "{}: no files to embed", root.display());
         for file in files {
             let relative = file.strip_prefix(&root).expect("inside its tree");
             let key = format!("{name}/{}", relative.to_string_lossy().replace('\\', "/"));

@@ -19,7 +19,8 @@ for dir in "$ROOT"/plugins/c/*/; do
     name="$(basename "$dir")"
     out="$PLUGIN_OUT/$name.wasm"
     if [ -f "$out" ] && [ -z "$(find "$dir" "$ROOT/plugin-sdk/c" "$ROOT/wit" "$adapter" \
-            "${BASH_SOURCE[0]}" -newer "$out" -type f -print -quit)" ]; then
+            "${BASH_SOURCE[0]}" "$TOOLS/bin/wit-bindgen" "$TOOLS/bin/wasm-tools" \
+            -newer "$out" -type f -print -quit)" ]; then
         continue
     fi
     kind="$(sed -n 's/^kind *= *"\([a-z]*\)".*/\1/p' "$dir/weir-plugin.toml")"

@@ -16,7 +16,7 @@ for dir in "$ROOT"/plugins/js/*/; do
     name="$(basename "$dir")"
     out="$PLUGIN_OUT/$name.wasm"
     if [ -f "$out" ] && [ -z "$(find "$dir" "$ROOT/plugin-sdk/js" "$ROOT/wit" \
-            "$TOOLS/js/package.json" -newer "$out" -type f -print -quit)" ]; then
+            "$TOOLS/js/package.json" "${BASH_SOURCE[0]}" -newer "$out" -type f -print -quit)" ]; then
         continue
     fi
     kind="$(sed -n 's/^kind *= *"\([a-z]*\)".*/\1/p' "$dir/weir-plugin.toml")"

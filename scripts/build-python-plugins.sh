@@ -25,7 +25,7 @@ kind_of() {
 up_to_date() {
     local out="$1" dir="$2"
     [ -f "$out" ] && [ -z "$(find "$dir" "$sdk/weir_plugin" "$ROOT/wit" "$componentize" \
-        -newer "$out" -type f -not -path '*/__pycache__/*' -print -quit)" ]
+        "${BASH_SOURCE[0]}" -newer "$out" -type f -not -path '*/__pycache__/*' -print -quit)" ]
 }
 
 pids=()

@@ -21,7 +21,7 @@ for package in "${APT_PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # `tool --version` prints "name X.Y.Z (...)": compare the second word.
@@ -76,10 +76,13 @@ wasi-preview1-component-adapter-provider = "=$ADAPTER_VERSION"
 EOF
     : >"$fetch/src/lib.rs"
     cargo fetch --quiet --manifest-path "$fetch/Cargo.toml"
-    crate_dir="$(cargo metadata --quiet --format-version 1 --manifest-path "$fetch/Cargo.toml" |
-        jq -r '.packages[] | select(.name == "wasi-preview1-component-adapter-provider")
-               | .manifest_path' | xargs dirname)"
-    cp "$crate_dir/artefacts/wasi_snapshot_preview1.reactor.wasm" "$adapter.tmp"
+    crate="wasi-preview1-component-adapter-provider-$ADAPTER_VERSION"
+    found=("${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate"/artefacts/wasi_snapshot_preview1.reactor.wasm)
+    if [ ! -f "${found[0]}" ]; then
+        say "the adapter is not in cargo's registry after fetching $crate"
+        exit 1
+    fi
+    cp "${found[0]}" "$adapter.tmp"
     mv "$adapter.tmp" "$adapter"
     echo "$ADAPTER_VERSION" >"$stamp"
     rm -rf "$fetch"

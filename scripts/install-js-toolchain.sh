@@ -36,7 +36,7 @@ fi
 
 if ! command -v npm >/dev/null 2>&1; then
     say "installing nodejs and npm"
-    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$node_major" -lt 18 ]; then

@@ -25,7 +25,7 @@ fi
 # Debian splits ensurepip, which `python3 -m venv` needs, into python3-venv.
 if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     say "installing python3 and python3-venv"
-    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 say "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv"
 mkdir -p "$TOOLS"

@@ -2,7 +2,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
 # One target directory for the workspace and the plugins, unless the caller chose one.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Absolute, since the plugin builds run from other folders.
+CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")"
+export CARGO_TARGET_DIR
 PLUGIN_OUT="$CARGO_TARGET_DIR/plugins"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -13,5 +15,5 @@ ensure_build_deps() {
         return
     fi
     say "installing libssl-dev, zlib1g-dev and pkg-config for librdkafka"
-    apt-get update -qq && apt-get install -y -qq libssl-dev zlib1g-dev pkg-config >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev zlib1g-dev pkg-config >/dev/null
 }

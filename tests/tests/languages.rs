@@ -326,10 +326,10 @@ fn every_language_emits_what_rust_emits_on_the_same_random_events() {
 
 /// What each language's failing plugin says when it fails.
 const FAILURE_WORDS: [(&str, &str); 4] = [
-    ("rust", "panicked"),
-    ("python", "Error"),
-    ("js", "Error"),
-    ("c", "trapped"),
+    ("rust", "panicked at"),
+    ("python", "RuntimeError: poisoned event"),
+    ("js", "internal: Error: poisoned event"),
+    ("c", "trapped: wasm trap"),
 ];
 
 #[test]

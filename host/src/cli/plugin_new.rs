@@ -34,6 +34,9 @@ pub(super) fn run(args: &NewArgs) -> u8 {
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() && !dir.is_dir() {
+        return fail(format!("{}: exists and is not a directory", dir.display()));
+    }
     if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return fail(format!("{}: exists and is not empty", dir.display()));
     }

@@ -10,11 +10,13 @@
 //! ```
 //!
 //! `input` holds payloads, or envelopes (`{"payload", "key", "time", "headers"}`) when the
-//! case sets `"envelopes": true`. `expect` holds the payloads the plugin must emit, in order:
+//! case sets `"envelopes": true`; a bare payload's event time is its index in `input`, so
+//! cases replay the same on any machine. `expect` holds the payloads the plugin must emit, in order:
 //! for a handler its outputs, for an aggregator one result per key (keys in the order they
 //! first appear), for a pattern its matches. `expect_failures` lists the indices of inputs
 //! that must fail (and go to the dead-letter sink). Numbers compare by value, so `5` and
-//! `5.0` are equal.
+//! `5.0` are equal (integers exactly, however large). Blank lines and lines starting with
+//! `//` are skipped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +41,8 @@ pub(super) struct TestArgs {
     #[arg(long, value_name = "FILE")]
     cases: PathBuf,
 
-    /// Events per call into the plugin. A plugin must give the same answers at any size.
+    /// Events per call into the plugin. A handler or an aggregator must give the same answers
+    /// at any size; a pattern's timers fire between calls, so its matches may come later.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     batch_size: u32,
 
@@ -83,6 +86,7 @@ pub(super) fn run(args: &TestArgs) -> u8 {
         Err(e) => return fail(format!("{}: cannot read: {e}", args.cases.display())),
     };
     let mut cases = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (number, line) in (1usize..).zip(text.lines()) {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
@@ -144,7 +148,12 @@ fn run_case(plugin: &Arc<LoadedPlugin>, args: &TestArgs, case: &Case) -> Result<
         .iter()
         .enumerate()
         .map(|(i, value)| {
-            event_from_json(value.clone(), case.envelopes).map_err(|e| format!("input {i}: {e}"))
+            let mut event = event_from_json(value.clone(), case.envelopes)
+                .map_err(|e| format!("input {i}: {e}"))?;
+            if !case.envelopes {
+                event.time = i as i64;
+            }
+            Ok::<_, String>(event)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut collected = Collected::default();
@@ -187,6 +196,7 @@ fn compare(case: &Case, outcome: &Outcome) -> Option<String> {
     }
     let mut expected: Vec<u64> = case.expect_failures.clone();
     expected.sort_unstable();
+    expected.dedup();
     let actual: Vec<u64> = outcome.failures.iter().map(|(i, _)| *i).collect();
     if expected != actual {
         report.push_str(&format!(
@@ -201,8 +211,8 @@ fn compare(case: &Case, outcome: &Outcome) -> Option<String> {
     (!report.is_empty()).then_some(report)
 }
 
-/// A line diff of the two lists, one value per line. Actual values equal to the expected
-/// one in the same place are shown as written in the case, so `5` against `5.0` is no
+/// A line diff of the two lists, one value per line. An actual value equal to the expected
+/// one in the same place is shown as written in the case, so there `5` against `5.0` is no
 /// difference in the diff either.
 fn diff(expected: &[Value], actual: &[Value]) -> String {
     let expected_text: String = expected.iter().map(|v| format!("{v}\n")).collect();
@@ -230,12 +240,11 @@ fn diff(expected: &[Value], actual: &[Value]) -> String {
     out
 }
 
-/// JSON equality with numbers compared by value.
+/// JSON equality with numbers compared by value: integers exactly, an integer and a float
+/// when the float is that integer.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x == y || x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y)
-        }
+        (Value::Number(x), Value::Number(y)) => same_number(x, y),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
         }
@@ -246,6 +255,22 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    let int = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (int(x), int(y), x.as_f64(), y.as_f64()) {
+        (Some(i), Some(j), _, _) => i == j,
+        (Some(i), None, _, Some(f)) | (None, Some(i), Some(f), _) => {
+            f.fract() == 0.0 && f.abs() < 1e38 && f as i128 == i
+        }
+        (None, None, Some(f), Some(g)) => f == g,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +278,19 @@ mod tests {
 
     #[test]
     fn numbers_compare_by_value() {
+        assert!(same(
+            &json!(9_007_199_254_740_993u64),
+            &json!(9_007_199_254_740_993u64)
+        ));
+        assert!(!same(
+            &json!(9_007_199_254_740_993u64),
+            &json!(9_007_199_254_740_992u64)
+        ));
+        assert!(!same(
+            &json!(9_007_199_254_740_993u64),
+            &json!(9_007_199_254_740_992.0)
+        ));
+        assert!(same(&json!(-3), &json!(-3.0)));
         assert!(same(&json!({"a": [1, 2.0]}), &json!({"a": [1.0, 2]})));
         assert!(!same(&json!({"a": 1}), &json!({"a": 1.5})));
         assert!(!same(&json!({"a": 1}), &json!({"a": 1, "b": 2})));

@@ -93,18 +93,64 @@ impl Manifest {
     }
 }
 
-/// Names that work as a crate, a Python module, a C identifier (with `_`) and a file name.
+/// Names a project cannot take: the crates a Rust project depends on, and names whose class
+/// form would clash with what the templates import or define (or is a keyword).
+const RESERVED_NAMES: [&str; 12] = [
+    "weir-plugin-sdk",
+    "serde",
+    "serde-json",
+    "rmp-serde",
+    "wit-bindgen",
+    "self",
+    "super",
+    "crate",
+    "none",
+    "true",
+    "false",
+    "std",
+];
+const RESERVED_CLASSES: [&str; 20] = [
+    "Handler",
+    "Aggregator",
+    "Pattern",
+    "Config",
+    "Event",
+    "Error",
+    "Emit",
+    "Acc",
+    "Summary",
+    "State",
+    "Found",
+    "Matches",
+    "Export",
+    "Output",
+    "InvalidConfig",
+    "InvalidInput",
+    "UnsupportedState",
+    "PluginError",
+    "ConfigError",
+    "Value",
+];
+
+/// Names that work as a crate, a Python module, a C identifier (with `_`) and a file name,
+/// and that clash with nothing the templates use.
 pub(super) fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if first_ok && rest_ok && !name.ends_with('-') && name.len() <= 64 {
-        Ok(())
-    } else {
-        Err(format!(
+    if !(first_ok && rest_ok && !name.ends_with('-') && !name.contains("--") && name.len() <= 64) {
+        return Err(format!(
             "plugin name \"{name}\": use lowercase letters, digits and '-', starting with a letter"
-        ))
+        ));
     }
+    let class = Names::new(name, Lang::Rust, Kind::Handler).class;
+    if RESERVED_NAMES.contains(&name) || RESERVED_CLASSES.contains(&class.as_str()) {
+        return Err(format!(
+            "plugin name \"{name}\" would clash with a name the SDK or the project uses; \
+             pick another (e.g. \"my-{name}\")"
+        ));
+    }
+    Ok(())
 }
 
 /// The placeholders of the templates and their values for one project.
@@ -211,9 +257,17 @@ pub(super) fn project(name: &str, lang: Lang, kind: Kind) -> Result<Vec<ProjectF
         .into_bytes(),
         executable: false,
     });
-    files.extend(tree("wit/", "wit/"));
+    let contract = tree("wit/", "wit/");
     let (from, to) = lang.sdk();
-    files.extend(tree(from, to));
+    let sdk = tree(from, to);
+    if contract.is_empty() || sdk.is_empty() {
+        return Err(format!(
+            "the contract or the {} SDK is missing from this build of weir",
+            lang.folder()
+        ));
+    }
+    files.extend(contract);
+    files.extend(sdk);
     if lang == Lang::Rust {
         files.push(ProjectFile {
             path: PathBuf::from("sdk/Cargo.toml"),
@@ -263,10 +317,48 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused() {
-        for bad in ["", "Upper", "1st", "has space", "trailing-", "a_b"] {
+        for bad in [
+            "",
+            "Upper",
+            "1st",
+            "has space",
+            "trailing-",
+            "a_b",
+            "a--b",
+            "handler",
+            "state",
+            "none",
+            "serde",
+            "invalid-config",
+            "self",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         check_name("ok-2").expect("a good name");
+        check_name("my-handler").expect("a good name");
+    }
+
+    #[test]
+    fn every_language_and_kind_has_templates_with_every_placeholder_filled() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
+            for kind in [Kind::Handler, Kind::Aggregator, Kind::Pattern] {
+                let files = project("my-plugin", lang, kind).expect("project");
+                assert!(
+                    files
+                        .iter()
+                        .any(|f| f.path == Path::new("build.sh") && f.executable)
+                );
+                assert!(files.iter().any(|f| f.path == Path::new("cases.jsonl")));
+                for file in &files {
+                    let text = String::from_utf8_lossy(&file.contents);
+                    assert!(
+                        !text.contains("{{name}}") && !text.contains("{{class}}"),
+                        "{lang:?} {kind:?} {}",
+                        file.path.display()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
