@@ -139,6 +139,7 @@ fn poll_loop(
     let mut errors = LogLimiter::default();
     let mut backlog_since: Option<Instant> = None;
     let mut arena = Arena::default();
+    let mut origins = OriginCache::default();
     while !settings.shutdown.is_cancelled() && !tx.is_closed() {
         if last_commit.elapsed() >= settings.commit_interval {
             last_commit = Instant::now();
@@ -173,7 +174,8 @@ fn poll_loop(
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
                     context.base.reachable();
-                    push(&mut context.table(), &mut arena, &message, settings);
+                    let origin = origins.get(message.topic(), message.partition());
+                    push(&mut context.table(), &mut arena, &message, origin, settings);
                 }
                 Some(Err(e)) => {
                     report(settings, &mut errors, &e);
@@ -253,10 +255,31 @@ impl Arena {
     }
 }
 
+/// The [`Origin::partition`] of the partition read last: records come in runs from one
+/// partition, so most records skip hashing the topic name.
+#[derive(Default)]
+struct OriginCache {
+    last: Option<(String, i32, u32)>,
+}
+
+impl OriginCache {
+    fn get(&mut self, topic: &str, partition: i32) -> u32 {
+        match &self.last {
+            Some((t, p, id)) if *p == partition && t == topic => *id,
+            _ => {
+                let id = partition_id(topic, partition);
+                self.last = Some((topic.to_owned(), partition, id));
+                id
+            }
+        }
+    }
+}
+
 fn push(
     table: &mut PartitionTable,
     arena: &mut Arena,
     message: &BorrowedMessage<'_>,
+    origin: u32,
     settings: &PollSettings,
 ) {
     let event = Event {
@@ -278,7 +301,7 @@ fn push(
         redelivery: None,
         origin: Some(Origin {
             source: settings.origin_id,
-            partition: partition_id(message.topic(), message.partition()),
+            partition: origin,
             offset: message.offset().max(0) as u64,
         }),
     };
