@@ -9,9 +9,13 @@
 // A bench is a program of its own; the table is its output.
 #![allow(missing_docs, clippy::print_stdout)]
 
+#[path = "support/small_events.rs"]
+mod small_events;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use small_events::small_events;
 use weir::event::Event;
 use weir::plugins::{HandlerInstance, LoadedPlugin, PluginEngine, PluginLimits, PluginLoader};
 use weir_plugin_sdk::msgpack;
@@ -29,23 +33,6 @@ const PLUGINS: [(&str, &str); 4] = [
     ("JavaScript", "threshold-js"),
     ("Python", "threshold-py"),
 ];
-
-/// ~40-byte events: {"seq": i, "amount": 0..100, "user": "uNN"}.
-fn events() -> Vec<Event> {
-    (0..EVENTS)
-        .map(|i| {
-            let mut p = Vec::with_capacity(48);
-            msgpack::write_map_len(&mut p, 3);
-            msgpack::write_str(&mut p, "seq");
-            msgpack::write_uint(&mut p, i as u64);
-            msgpack::write_str(&mut p, "amount");
-            msgpack::write_uint(&mut p, (i as u64 * 7919) % 101);
-            msgpack::write_str(&mut p, "user");
-            msgpack::write_str(&mut p, &format!("u{}", i % 97));
-            Event::new(p, i as i64)
-        })
-        .collect()
-}
 
 /// The native baseline: the same lookup the Rust plugin does, keeping events the way the
 /// host does (a cheap clone into the output batch).
@@ -109,7 +96,7 @@ fn main() {
         .unwrap_or(5)
         .max(1);
     let loader = PluginLoader::new(PluginEngine::new().expect("engine"), None);
-    let events = events();
+    let events = small_events(EVENTS);
     let want = native(&events);
     let mut languages: Vec<Language> = PLUGINS
         .iter()

@@ -7,32 +7,19 @@
 // criterion_group! makes public functions that cannot carry doc comments.
 #![allow(missing_docs)]
 
+#[path = "support/small_events.rs"]
+mod small_events;
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use small_events::small_events;
 use weir::event::Event;
 use weir::plugins::{HandlerInstance, PluginEngine, PluginLimits, PluginLoader};
 use weir_plugin_sdk::msgpack;
 
 const EVENTS: usize = 16_384;
 const CONFIG: &str = r#"{"field":"amount","min":50}"#;
-
-/// ~40-byte events: {"seq": i, "amount": 0..100, "user": "uNN"}.
-fn events() -> Vec<Event> {
-    (0..EVENTS)
-        .map(|i| {
-            let mut p = Vec::with_capacity(48);
-            msgpack::write_map_len(&mut p, 3);
-            msgpack::write_str(&mut p, "seq");
-            msgpack::write_uint(&mut p, i as u64);
-            msgpack::write_str(&mut p, "amount");
-            msgpack::write_uint(&mut p, (i as u64 * 7919) % 101);
-            msgpack::write_str(&mut p, "user");
-            msgpack::write_str(&mut p, &format!("u{}", i % 97));
-            Event::new(p, i as i64)
-        })
-        .collect()
-}
 
 /// The native baseline: the same hand-rolled lookup the plugin uses, keeping events the
 /// same way the host does (a cheap clone into the output batch).
@@ -49,7 +36,7 @@ fn threshold(c: &mut Criterion) {
     let plugin = PluginLoader::new(PluginEngine::new().expect("engine"), None)
         .load(&weir_e2e::plugin("threshold"))
         .expect("threshold loads");
-    let events = events();
+    let events = small_events(EVENTS);
     let mut group = c.benchmark_group("threshold");
     group.throughput(Throughput::Elements(EVENTS as u64));
     for batch in [1usize, 64, 256, 1024] {
