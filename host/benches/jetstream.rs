@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use measure::{measured, medians, pipeline_rate, print_row, rounds};
+use measure::{measured, medians, pipeline_rate, print_round_ratios, print_row, rounds};
 use support::prepare;
 
 const EVENTS: u64 = 500_000;
@@ -201,6 +201,7 @@ fn main() {
     println!(
         "jetstream → jetstream, {EVENTS} events (median of {rounds}; CPU is this process's, server apart):"
     );
+    print_round_ratios("weir copy (no stage):  ", &bare_runs, &weir_runs);
     let bare = medians(bare_runs);
     if let Some(bare) = bare {
         print_row("bare async-nats copy:  ", bare, None);

@@ -19,7 +19,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use measure::{measured, medians, pipeline_rate, print_row, rounds};
+use measure::{measured, medians, pipeline_rate, print_round_ratios, print_row, rounds};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -30,6 +30,10 @@ use support::prepare;
 
 const EVENTS: u64 = 1_000_000;
 const PARTITIONS: i32 = 4;
+/// The consumers' session timeout. The test broker takes about half of it to form a group
+/// (left out of the timing), and under a full-speed run it can answer a heartbeat late: a
+/// shorter timeout makes rounds that lose the group and read again, measuring the broker.
+const SESSION_TIMEOUT_MS: u32 = 6000;
 
 fn brokers() -> String {
     weir_e2e::broker_address("WEIR_KAFKA_BROKERS", "kafka-broker.sh")
@@ -94,7 +98,7 @@ fn fill(brokers: &str, topic: &str) {
 /// comparison is of the code around the client, not of librdkafka tuning).
 fn bare(brokers: &str, input: &str, output: &str) -> f64 {
     let source: weir::config::KafkaSourceConfig = toml::from_str(&format!(
-        "brokers = \"{brokers}\"\ntopics = [\"{input}\"]\ngroup = \"{}\"\noptions = {{ \"session.timeout.ms\" = 2000 }}",
+        "brokers = \"{brokers}\"\ntopics = [\"{input}\"]\ngroup = \"{}\"\noptions = {{ \"session.timeout.ms\" = {SESSION_TIMEOUT_MS} }}",
         unique("bare")
     ))
     .expect("source settings");
@@ -136,6 +140,7 @@ fn weir_run(brokers: &str, input: &str, output: &str, stage: bool) -> f64 {
         r#"
 [server]
 enabled = false
+{flow}
 [plugins]
 dir = "{{plugins}}"
 [sources.in]
@@ -144,7 +149,7 @@ brokers = "{brokers}"
 topics = ["{input}"]
 group = "{group}"
 format = "{source_format}"
-options = {{ "session.timeout.ms" = 2000 }}
+options = {{ "session.timeout.ms" = {SESSION_TIMEOUT_MS} }}
 {stage_section}
 [sinks.out]
 type = "kafka"
@@ -152,7 +157,10 @@ brokers = "{brokers}"
 topic = "{output}"
 format = "raw"
 inputs = ["{feed}"]
-"#
+"#,
+        flow = std::env::var("WEIR_BENCH_FLOW")
+            .unwrap_or_default()
+            .replace(';', "\n")
     ));
     pipeline_rate(&runtime, &loaded, &registry, EVENTS, expected)
 }
@@ -194,10 +202,15 @@ fn main() {
                 .2
                 .push(measured(EVENTS, || weir_run(&brokers, &input, &out, true)));
         }
+        eprintln!(
+            "round done: {:?}",
+            (results.0.last(), results.1.last(), results.2.last())
+        );
     }
     println!(
         "kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of {rounds}; CPU is this process's, broker apart):"
     );
+    let bare_runs = results.0.clone();
     let bare = medians(results.0);
     if let Some(bare) = bare {
         print_row("bare rdkafka consume-produce: ", bare, None);
@@ -206,6 +219,7 @@ fn main() {
         ("weir copy (no stage):        ", results.1),
         ("weir + wasm threshold:       ", results.2),
     ] {
+        print_round_ratios(name, &bare_runs, &runs);
         if let Some(result) = medians(runs) {
             print_row(name, result, bare);
         }

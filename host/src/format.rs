@@ -26,16 +26,26 @@ pub enum FormatError {
 /// # Errors
 /// [`FormatError::Json`] for text that is not one JSON value.
 pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, FormatError> {
-    // Streamed token by token: no JSON value tree, no MessagePack value tree.
     let mut out = Vec::with_capacity(text.len());
+    json_to_msgpack_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// [`json_to_msgpack`], appending to `out` (which must not fail to write, as a `Vec` or a
+/// `BytesMut` does not); on an error, part of the value may have been written.
+///
+/// # Errors
+/// [`FormatError::Json`] for text that is not one JSON value.
+pub fn json_to_msgpack_into(text: &[u8], out: impl std::io::Write) -> Result<(), FormatError> {
+    // Streamed token by token: no JSON value tree, no MessagePack value tree.
     let mut json = serde_json::Deserializer::from_slice(text);
-    let mut msgpack = rmp_serde::Serializer::new(&mut out);
+    let mut msgpack = rmp_serde::Serializer::new(out);
     serde_transcode::transcode(&mut json, &mut msgpack).map_err(|e| {
-        // A write into a Vec cannot fail, so any error is the JSON's.
+        // Writing cannot fail, so any error is the JSON's.
         FormatError::Json(serde_json::Error::io(std::io::Error::other(e.to_string())))
     })?;
     json.end()?;
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes a JSON value as MessagePack.

@@ -29,11 +29,18 @@ pub fn pipeline_rate(
                 .as_u64()
                 .unwrap_or(0)
         };
+        let mut stalled = Stall::default();
         while count("in", "events_out") == 0 {
+            stalled.check("in", 0);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let started = Instant::now();
-        while count("out", "events_out") < expected {
+        loop {
+            let out = count("out", "events_out");
+            if out >= expected {
+                break;
+            }
+            stalled.check("out", out);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let rate = events as f64 / started.elapsed().as_secs_f64();
@@ -41,6 +48,40 @@ pub fn pipeline_rate(
         running.wait().await;
         rate
     })
+}
+
+/// How long a run may go without progress before the bench gives up on it (a pipeline
+/// that failed would otherwise be waited for forever).
+const STALL_LIMIT: Duration = Duration::from_secs(120);
+
+/// The last progress of a run, to stop waiting for one that stopped.
+struct Stall {
+    count: u64,
+    since: Instant,
+}
+
+impl Default for Stall {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Stall {
+    fn check(&mut self, component: &str, count: u64) {
+        if count != self.count {
+            *self = Self {
+                count,
+                since: Instant::now(),
+            };
+        }
+        assert!(
+            self.since.elapsed() < STALL_LIMIT,
+            "{component} stuck at {count} events for {STALL_LIMIT:?}; see the pipeline's log"
+        );
+    }
 }
 
 /// CPU seconds this process has used so far (all threads), from `/proc/self/stat`.
@@ -94,4 +135,21 @@ pub fn print_row(name: &str, (rate, cpu): (f64, f64), bare: Option<(f64, f64)>) 
         .map(|(b, bcpu)| format!("   {:.2}× bare rate, {:.2}× bare CPU", rate / b, cpu / bcpu))
         .unwrap_or_default();
     println!("  {name}{rate:>10.0} events/s  {cpu:>5.2} µs CPU/event{ratio}");
+}
+
+/// Prints each round's rate as a ratio to the bare client's rate in the same round, and
+/// their median: paired rounds share the machine's slow and fast spells, so this is the
+/// steadier figure on a shared machine.
+pub fn print_round_ratios(name: &str, bare: &[(f64, f64)], runs: &[(f64, f64)]) {
+    let ratios: Vec<f64> = bare.iter().zip(runs).map(|(b, r)| r.0 / b.0).collect();
+    if ratios.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    if let Some(mid) = median(ratios) {
+        println!(
+            "  {name}per round: {} → median {mid:.2}× bare rate",
+            listed.join(" ")
+        );
+    }
 }

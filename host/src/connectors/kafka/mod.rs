@@ -2,6 +2,7 @@
 //! idempotent (optionally transactional) sink, and exactly-once between them.
 
 mod client;
+mod delivery;
 mod metrics;
 mod partitions;
 pub mod sink;

@@ -4,23 +4,19 @@
 //! partition holds because batches are enqueued in order and the idempotent producer keeps
 //! that order through its own retries.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rdkafka::client::ClientContext;
-use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use tokio::sync::{Notify, Semaphore};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use weir_plugin_sdk::msgpack;
 
 use super::client::{WeirClientContext, producer_config};
+use super::delivery::{DeliveryContext, Slot};
 use super::transaction::TransactionLink;
 use crate::config::{EdgeFormat, KafkaSinkConfig};
 use crate::connectors::SinkContext;
@@ -40,82 +36,6 @@ const PRODUCER_TIMEOUT: Duration = Duration::from_secs(30);
 pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
 type Producer_ = KafkaProducer;
 
-/// Delivery reports of one batch's records, counted down as librdkafka reports them.
-struct BatchDelivery {
-    remaining: AtomicUsize,
-    failed: Mutex<Vec<(usize, String)>>,
-    done: Notify,
-}
-
-impl BatchDelivery {
-    fn new(records: usize) -> Arc<Self> {
-        Arc::new(Self {
-            remaining: AtomicUsize::new(records),
-            failed: Mutex::new(Vec::new()),
-            done: Notify::new(),
-        })
-    }
-
-    fn report(&self, index: usize, result: Result<(), String>) {
-        if let Err(error) = result {
-            self.failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((index, error));
-        }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Stores a permit when nobody waits yet, so the report is never missed.
-            self.done.notify_one();
-        }
-    }
-
-    /// Waits for every report; the failed records' indices and errors, in order.
-    async fn wait(&self) -> Vec<(usize, String)> {
-        while self.remaining.load(Ordering::Acquire) > 0 {
-            self.done.notified().await;
-        }
-        let mut failed = std::mem::take(
-            &mut *self
-                .failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        failed.sort_unstable_by_key(|(index, _)| *index);
-        failed
-    }
-}
-
-/// What each record carries to its delivery report: its batch and its place in it.
-pub struct Pending {
-    batch: Arc<BatchDelivery>,
-    index: usize,
-}
-
-/// The sink producer's context: logs and health as every Weir client, and delivery
-/// reports counted into their batch (no future per record).
-pub struct DeliveryContext {
-    base: WeirClientContext,
-}
-
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.base.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.base.error(error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Pending>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
-        let outcome = result.as_ref().map(drop).map_err(|(e, _)| e.to_string());
-        pending.batch.report(pending.index, outcome);
-    }
-}
-
 /// Runs the sink until its input closes. `transactions` is set when this sink is the
 /// transactional half of an exactly-once pipeline.
 pub async fn run(
@@ -124,9 +44,10 @@ pub async fn run(
     transactions: Option<TransactionLink>,
     produce_errors: Counter,
 ) {
-    let context = DeliveryContext {
-        base: WeirClientContext::new(&ctx.name, ctx.health.clone()),
-    };
+    let (context, mut free_slots) = DeliveryContext::new(
+        WeirClientContext::new(&ctx.name, ctx.health.clone()),
+        config.max_in_flight.max(1),
+    );
     let producer = match Producer_::from_config_and_context(
         &producer_config(&ctx.name, &config),
         context,
@@ -152,10 +73,9 @@ pub async fn run(
         transactional: transactions.is_some(),
         produce_errors,
     });
-    let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let ctx = Arc::new(ctx);
     while let Some(batch) = ctx.input.recv().await {
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+        let Some(slot) = free_slots.take().await else {
             break;
         };
         let started = std::time::Instant::now();
@@ -163,20 +83,17 @@ pub async fn run(
         if let Some(delay) = ctx.delay {
             tokio::time::sleep(delay).await;
         }
-        let delivery = sink.enqueue(&batch.events, 0..batch.len()).await;
+        sink.enqueue(&slot, &batch.events, 0..batch.len()).await;
         let sink = Arc::clone(&sink);
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            sink.finish(batch, delivery, &ctx).await;
+            sink.finish(batch, &slot, &ctx).await;
             ctx.metrics
                 .batch_seconds
                 .observe(started.elapsed().as_secs_f64());
-            drop(permit);
         });
     }
-    let _ = in_flight
-        .acquire_many(config.max_in_flight.max(1) as u32)
-        .await;
+    free_slots.all_back().await;
     let producer = Arc::clone(&sink.producer);
     let _ = tokio::task::spawn_blocking(move || producer.flush(PRODUCER_TIMEOUT)).await;
 }
@@ -229,28 +146,21 @@ struct KafkaSink {
 
 impl KafkaSink {
     /// Hands the events at `indices` to the producer's queue, in order, waiting while it
-    /// is full; their reports are counted into the returned batch.
+    /// is full; their reports are counted into `slot`.
     async fn enqueue(
         &self,
+        slot: &Slot,
         events: &[Event],
         indices: impl ExactSizeIterator<Item = usize>,
-    ) -> Arc<BatchDelivery> {
-        let delivery = BatchDelivery::new(indices.len());
+    ) {
+        self.producer.context().expect(slot, indices.len());
         let mut value = Vec::new();
         for index in indices {
-            self.send(&events[index], index, &delivery, &mut value)
-                .await;
+            self.send(slot, &events[index], index, &mut value).await;
         }
-        delivery
     }
 
-    async fn send(
-        &self,
-        event: &Event,
-        index: usize,
-        delivery: &Arc<BatchDelivery>,
-        value: &mut Vec<u8>,
-    ) {
+    async fn send(&self, slot: &Slot, event: &Event, index: usize, value: &mut Vec<u8>) {
         let payload: &[u8] = match self.format {
             EdgeFormat::Json => {
                 value.clear();
@@ -264,11 +174,8 @@ impl KafkaSink {
             EdgeFormat::Msgpack | EdgeFormat::Raw => &event.payload,
         };
         let key = self.key(event);
-        let pending = Box::new(Pending {
-            batch: Arc::clone(delivery),
-            index,
-        });
-        let mut record = BaseRecord::with_opaque_to(&self.topic, pending)
+        let opaque = DeliveryContext::opaque(slot, index);
+        let mut record = BaseRecord::with_opaque_to(&self.topic, opaque)
             .payload(payload)
             .timestamp(event.time);
         // librdkafka allocates a header list even for none: only make one when needed.
@@ -294,35 +201,38 @@ impl KafkaSink {
                 }
                 // Refused before it was queued (e.g. too large): a failure like any other.
                 Err((error, _)) => {
-                    delivery.report(index, Err(error.to_string()));
+                    self.producer
+                        .context()
+                        .refused(slot, index, error.to_string());
                     return;
                 }
             }
         }
     }
 
-    fn key(&self, event: &Event) -> Option<Bytes> {
+    /// The record's key, borrowed from the event where it can be.
+    fn key<'e>(&self, event: &'e Event) -> Option<Cow<'e, [u8]>> {
+        let own = || event.key.as_deref().map(Cow::Borrowed);
         let Some(field) = &self.key_field else {
-            return event.key.clone();
+            return own();
         };
         match msgpack::lookup(&event.payload, field) {
-            Ok(Some(msgpack::Value::Str(s) | msgpack::Value::Bin(s))) => {
-                Some(Bytes::copy_from_slice(s))
-            }
-            Ok(Some(msgpack::Value::Int(n))) => Some(Bytes::from(n.to_string())),
-            Ok(Some(msgpack::Value::UInt(n))) => Some(Bytes::from(n.to_string())),
-            Ok(Some(msgpack::Value::Bool(b))) => Some(Bytes::from(b.to_string())),
-            Ok(Some(msgpack::Value::Float(x))) => Some(Bytes::from(x.to_string())),
+            Ok(Some(msgpack::Value::Str(s) | msgpack::Value::Bin(s))) => Some(Cow::Borrowed(s)),
+            Ok(Some(msgpack::Value::Int(n))) => Some(Cow::Owned(n.to_string().into_bytes())),
+            Ok(Some(msgpack::Value::UInt(n))) => Some(Cow::Owned(n.to_string().into_bytes())),
+            Ok(Some(msgpack::Value::Bool(b))) => Some(Cow::Owned(b.to_string().into_bytes())),
+            Ok(Some(msgpack::Value::Float(x))) => Some(Cow::Owned(x.to_string().into_bytes())),
             // A missing or structured field leaves the event's own key.
-            _ => event.key.clone(),
+            _ => own(),
         }
     }
 
     /// Waits for every delivery report of `batch`; sends failed records again, then
     /// dead-letters them; acknowledges the batch once every record is delivered or
     /// dead-lettered.
-    async fn finish(&self, batch: Batch, delivery: Arc<BatchDelivery>, ctx: &SinkContext) {
-        let mut failed = delivery.wait().await;
+    async fn finish(&self, batch: Batch, slot: &Slot, ctx: &SinkContext) {
+        let deliveries = self.producer.context();
+        let mut failed = deliveries.wait(slot).await;
         if failed.is_empty() {
             self.delivered(&batch, ctx);
             batch.settle();
@@ -338,11 +248,8 @@ impl KafkaSink {
         for attempt in 2..=SEND_ATTEMPTS {
             tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
             let indices: Vec<usize> = failed.iter().map(|(index, _)| *index).collect();
-            failed = self
-                .enqueue(&batch.events, indices.into_iter())
-                .await
-                .wait()
-                .await;
+            self.enqueue(slot, &batch.events, indices.into_iter()).await;
+            failed = deliveries.wait(slot).await;
             if failed.is_empty() {
                 break;
             }

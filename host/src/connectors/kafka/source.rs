@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -31,11 +31,13 @@ use crate::connectors::source::deliver;
 use crate::connectors::{SourceContext, SourceError};
 use crate::delivery::{AckToken, LogLimiter};
 use crate::event::{Event, Header, Origin, now_ms};
+use crate::format::json_to_msgpack_into;
 
 /// Longest single wait in `poll`, so shutdown and commits are never late by more.
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// Wait between tries to send a backlog, so it is sent soon after room frees up.
-const BACKLOG_WAIT: Duration = Duration::from_millis(1);
+/// Longest wait for room in the pipeline while a backlog waits; it ends as soon as room
+/// frees up, so the backlog goes on at once.
+const BACKLOG_WAIT: Duration = Duration::from_millis(10);
 /// How long a backlog may last before the partitions are paused and polling resumes.
 /// Well under the smallest `max.poll.interval.ms` librdkafka takes (its session timeout).
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
@@ -154,7 +156,7 @@ fn poll_loop(
             // and again.
             let since = *backlog_since.get_or_insert_with(Instant::now);
             if since.elapsed() < PAUSE_AFTER {
-                std::thread::sleep(BACKLOG_WAIT);
+                wait_for_room(&context.runtime, tx);
                 continue;
             }
         } else {
@@ -174,8 +176,15 @@ fn poll_loop(
             match consumer.poll(wait) {
                 Some(Ok(message)) => {
                     context.base.reachable();
-                    let origin = origins.get(message.topic(), message.partition());
-                    push(&mut context.table(), &mut arena, &message, origin, settings);
+                    // Each call checks the name is UTF-8 again: once per record is enough.
+                    let topic = message.topic();
+                    let origin = origins.get(topic, message.partition());
+                    let read = Read {
+                        message: &message,
+                        topic,
+                        origin,
+                    };
+                    push(&mut context.table(), &mut arena, &read, settings);
                 }
                 Some(Err(e)) => {
                     report(settings, &mut errors, &e);
@@ -209,6 +218,13 @@ fn report(settings: &PollSettings, errors: &mut LogLimiter, error: &KafkaError) 
     }
 }
 
+/// Blocks until the pipeline has room for a batch, for [`BACKLOG_WAIT`] at most. A fixed
+/// sleep instead would leave the pipeline idle whenever it drains faster than the sleep.
+fn wait_for_room(runtime: &tokio::runtime::Handle, tx: &mpsc::Sender<Outgoing>) {
+    // The slot is only looked for here; `send_ready` takes it, as the only sender.
+    let _ = runtime.block_on(async { tokio::time::timeout(BACKLOG_WAIT, tx.reserve()).await });
+}
+
 /// Sends waiting batches while the pipeline has room; true when some are left waiting.
 fn send_ready(table: &mut PartitionTable, tx: &mpsc::Sender<Outgoing>) -> bool {
     while !table.ready.is_empty() {
@@ -238,20 +254,41 @@ fn send_ready(table: &mut PartitionTable, tx: &mpsc::Sender<Outgoing>) -> bool {
 }
 
 /// Records' keys and payloads are copied into shared chunks of this size: one allocation
-/// per chunk rather than two per record.
-const ARENA_CHUNK: usize = 256 * 1024;
+/// per chunk rather than two per record. Small enough that the poll thread has moved on to
+/// another chunk by the time the sink drops a chunk's records, so the two threads do not
+/// take turns on one chunk's reference count.
+const ARENA_CHUNK: usize = 16 * 1024;
 
 /// A buffer records are copied into; each copy is its own `Bytes` over the shared chunk.
 #[derive(Default)]
 struct Arena(BytesMut);
 
 impl Arena {
-    fn copy(&mut self, bytes: &[u8]) -> Bytes {
-        if self.0.capacity() < bytes.len() {
-            self.0 = BytesMut::with_capacity(ARENA_CHUNK.max(bytes.len()));
+    /// Room for `len` more bytes in the current chunk, or a new chunk.
+    fn room(&mut self, len: usize) {
+        if self.0.capacity() < len {
+            self.0 = BytesMut::with_capacity(ARENA_CHUNK.max(len));
         }
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        self.room(bytes.len());
         self.0.extend_from_slice(bytes);
         self.0.split().freeze()
+    }
+
+    /// A JSON record as a MessagePack payload, written straight into the chunk.
+    fn json(&mut self, text: &[u8]) -> Result<Bytes, String> {
+        // MessagePack is rarely longer than its JSON, but a short float (`1.5`) takes 9
+        // bytes; a value that outgrows the room only costs a copy, not a failure.
+        self.room(text.len() + text.len() / 2 + 16);
+        match json_to_msgpack_into(text, (&mut self.0).writer()) {
+            Ok(()) => Ok(self.0.split().freeze()),
+            Err(e) => {
+                self.0.clear();
+                Err(e.to_string())
+            }
+        }
     }
 }
 
@@ -275,13 +312,19 @@ impl OriginCache {
     }
 }
 
-fn push(
-    table: &mut PartitionTable,
-    arena: &mut Arena,
-    message: &BorrowedMessage<'_>,
+/// A record just polled, with what is known of where it came from.
+struct Read<'a> {
+    message: &'a BorrowedMessage<'a>,
+    topic: &'a str,
     origin: u32,
-    settings: &PollSettings,
-) {
+}
+
+fn push(table: &mut PartitionTable, arena: &mut Arena, read: &Read<'_>, settings: &PollSettings) {
+    let Read {
+        message,
+        topic,
+        origin,
+    } = *read;
     let event = Event {
         key: message.key().map(|k| arena.copy(k)),
         payload: Bytes::new(),
@@ -306,7 +349,11 @@ fn push(
         }),
     };
     let raw = message.payload().unwrap_or_default();
-    let record = match decode_with(settings.format, raw, |r| arena.copy(r)) {
+    let decoded = match settings.format {
+        EdgeFormat::Json => arena.json(raw),
+        format => decode_with(format, raw, |r| arena.copy(r)),
+    };
+    let record = match decoded {
         Ok(payload) => Ok(Event { payload, ..event }),
         Err(reason) => Err((
             Event {
@@ -314,15 +361,14 @@ fn push(
                 ..event
             },
             format!(
-                "{}/{}@{}: {reason}",
-                message.topic(),
+                "{topic}/{}@{}: {reason}",
                 message.partition(),
                 message.offset()
             ),
         )),
     };
     table.push(
-        (message.topic(), message.partition()),
+        (topic, message.partition()),
         message.offset(),
         record,
         settings.batch_size,
@@ -645,5 +691,44 @@ impl ConsumerContext for SourceClient {
         if let Err(e) = done {
             tracing::error!(source = %self.base.component, error = %e, "cannot apply the new assignment");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arena_hands_out_copies_and_transcoded_json_apart() {
+        let mut arena = Arena::default();
+        let key = arena.copy(b"k1");
+        let payload = arena
+            .json(br#"{"amount":1.5,"tags":["a"]}"#)
+            .expect("valid JSON");
+        assert_eq!(&key[..], b"k1");
+        assert_eq!(
+            crate::format::msgpack_to_json(&payload).expect("MessagePack"),
+            serde_json::json!({"amount": 1.5, "tags": ["a"]})
+        );
+    }
+
+    #[test]
+    fn bad_json_leaves_nothing_behind_in_the_arena() {
+        let mut arena = Arena::default();
+        let error = arena
+            .json(br#"{"amount":1, oops}"#)
+            .expect_err("invalid JSON");
+        assert!(error.contains("key must be a string"), "{error}");
+        assert_eq!(&arena.copy(b"next")[..], b"next");
+    }
+
+    #[test]
+    fn json_longer_as_messagepack_than_its_room_still_converts() {
+        let mut arena = Arena::default();
+        // Short floats grow from 3 to 9 bytes each: past the room made for the text.
+        let text = format!("[{}]", vec!["1.5"; 2000].join(","));
+        let payload = arena.json(text.as_bytes()).expect("valid JSON");
+        let value = crate::format::msgpack_to_json(&payload).expect("MessagePack");
+        assert_eq!(value.as_array().map(Vec::len), Some(2000));
     }
 }
