@@ -7,7 +7,9 @@
 //! Each figure is events/s from the first record consumed to the last one delivered (the
 //! group join is left out), the median of five rounds over the same input topic; the three
 //! take turns in each round, so that a slow spell of the shared machine or broker falls on
-//! all of them (`WEIR_BENCH_ROUNDS` sets another count).
+//! all of them (`WEIR_BENCH_ROUNDS` sets another count). Each Weir run is also printed as
+//! the median of its per-round ratios to the bare client, the steadier figure when the
+//! machine is shared. `WEIR_LOG=info` shows the pipeline's log.
 //! `cargo bench -p weir --bench kafka` (needs `scripts/build-plugins.sh` first).
 
 // A bench binary with its own main: nothing here is public API.
@@ -140,7 +142,6 @@ fn weir_run(brokers: &str, input: &str, output: &str, stage: bool) -> f64 {
         r#"
 [server]
 enabled = false
-{flow}
 [plugins]
 dir = "{{plugins}}"
 [sources.in]
@@ -157,10 +158,7 @@ brokers = "{brokers}"
 topic = "{output}"
 format = "raw"
 inputs = ["{feed}"]
-"#,
-        flow = std::env::var("WEIR_BENCH_FLOW")
-            .unwrap_or_default()
-            .replace(';', "\n")
+"#
     ));
     pipeline_rate(&runtime, &loaded, &registry, EVENTS, expected)
 }
