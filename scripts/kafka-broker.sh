@@ -39,14 +39,10 @@ EOF
     echo "$bin"
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() {
     install >/dev/null
     mkdir -p "$run"
-    if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    if server_running "$run"; then
         echo "127.0.0.1:$(cat "$run/port")"
         return
     fi
@@ -55,26 +51,12 @@ start() {
     "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine memory://tansu/ >"$run/broker.log" 2>&1 &
-    echo $! >"$run/pid"
-    echo "$port" >"$run/port"
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "127.0.0.1:$port"
-            return
-        fi
-        sleep 0.1
-    done
-    say "kafka-broker: the broker did not listen on 127.0.0.1:$port within 10 s; its log:"
-    tail -20 "$run/broker.log" >&2
-    stop
-    exit 1
+    await_server "$run" "$port" "$run/broker.log" || exit 1
+    echo "127.0.0.1:$port"
 }
 
 stop() {
-    if [ -f "$run/pid" ]; then
-        kill "$(cat "$run/pid")" 2>/dev/null || true
-        rm -f "$run/pid" "$run/port"
-    fi
+    stop_server "$run"
 }
 
 case "${1:-}" in

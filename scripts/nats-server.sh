@@ -25,15 +25,11 @@ install() {
     echo "$bin"
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() {
     local bin port
     bin="$(install)"
     mkdir -p "$run"
-    if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
+    if server_running "$run"; then
         echo "nats://127.0.0.1:$(cat "$run/port")"
         return
     fi
@@ -41,26 +37,15 @@ start() {
     rm -rf "$run/store"
     mkdir -p "$run/store"
     "$bin" -js -a 127.0.0.1 -p "$port" -sd "$run/store" >"$run/server.log" 2>&1 &
-    echo $! >"$run/pid"
-    echo "$port" >"$run/port"
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "nats://127.0.0.1:$port"
-            return
-        fi
-        sleep 0.1
-    done
-    say "nats-server: the server did not listen on 127.0.0.1:$port within 10 s; its log:"
-    tail -20 "$run/server.log" >&2
-    stop
-    exit 1
+    if ! await_server "$run" "$port" "$run/server.log"; then
+        rm -rf "$run/store"
+        exit 1
+    fi
+    echo "nats://127.0.0.1:$port"
 }
 
 stop() {
-    if [ -f "$run/pid" ]; then
-        kill "$(cat "$run/pid")" 2>/dev/null || true
-        rm -f "$run/pid" "$run/port"
-    fi
+    stop_server "$run"
     rm -rf "$run/store"
 }
 

@@ -19,6 +19,12 @@ pub fn brokers() -> String {
     weir_e2e::broker_address("WEIR_KAFKA_BROKERS", "kafka-broker.sh")
 }
 
+/// The S3-compatible store a durable broker keeps its data in: `$WEIR_S3_URL` (set by
+/// scripts/test.sh), else the one `scripts/s3-store.sh start` starts (or finds running).
+pub fn s3_store() -> String {
+    weir_e2e::broker_address("WEIR_S3_URL", "s3-store.sh")
+}
+
 /// The broker binary, for tests that start and stop a broker of their own.
 pub fn broker_binary() -> PathBuf {
     PathBuf::from(weir_e2e::script_output("kafka-broker.sh", "install"))
@@ -253,7 +259,9 @@ pub fn check_per_key_order(records: &[Record]) -> usize {
         if let Some(previous) = last.insert(key.clone(), seq) {
             assert!(
                 previous < seq,
-                "key {key}: seq {seq} arrived after {previous}"
+                "key {key}: seq {seq} (partition {} offset {}) arrived after {previous}",
+                r.partition,
+                r.offset
             );
         }
     }

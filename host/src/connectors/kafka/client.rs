@@ -10,7 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use crate::config::{KafkaOptions, KafkaSinkConfig, KafkaSourceConfig, StartPosition};
 use crate::health::Health;
 
-/// How often librdkafka reports statistics (consumer lag comes from them).
+/// How often librdkafka reports statistics: consumer lag comes from them, and broker
+/// states, which tell readiness a broker is back even while no record moves.
 const STATS_INTERVAL_MS: &str = "5000";
 /// How long librdkafka postpones a fetch for a partition whose local queue is full.
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
@@ -53,6 +54,7 @@ pub fn producer_config(name: &str, c: &KafkaSinkConfig) -> ClientConfig {
     config
         .set("bootstrap.servers", &c.brokers)
         .set("client.id", format!("weir-{name}"))
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
         .set_log_level(RDKafkaLogLevel::Warning);
     if let Some(compression) = &c.compression {
         config.set("compression.type", compression);
@@ -117,6 +119,26 @@ impl WeirClientContext {
         }
     }
 
+    /// Reports every broker unreachable, until a record, a commit or the statistics show
+    /// one back.
+    pub fn unreachable(&self, reason: &str) {
+        // Problem first, flag second: librdkafka may call this from its own threads, and a
+        // `reachable` in between must still find the flag set after.
+        self.health.problem(
+            &self.component,
+            &format!("no Kafka broker reachable: {reason}"),
+        );
+        self.troubled.store(true, Ordering::Release);
+    }
+
+    /// Marks the brokers reachable again when statistics show a broker connection up: the
+    /// one sign of a broker's return while no record moves.
+    pub fn note_brokers(&self, statistics: &rdkafka::Statistics) {
+        if statistics.brokers.values().any(|b| b.state == "UP") {
+            self.reachable();
+        }
+    }
+
     /// Marks the brokers reachable again (after a fetch, a delivery or a commit).
     pub fn reachable(&self) {
         // A load first: the swap writes, and this runs once per record.
@@ -146,15 +168,7 @@ impl ClientContext for WeirClientContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::AllBrokersDown) => {
-                // Problem first, flag second: librdkafka may call this from its own
-                // threads, and a `reachable` in between must still find the flag set after.
-                self.health.problem(
-                    &self.component,
-                    &format!("no Kafka broker reachable: {reason}"),
-                );
-                self.troubled.store(true, Ordering::Release);
-            }
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.unreachable(reason),
             // Connection drops to one broker of several are retried by librdkafka; only
             // log them at debug to keep a flapping network from flooding the log.
             Some(RDKafkaErrorCode::BrokerTransportFailure) => {
@@ -164,5 +178,7 @@ impl ClientContext for WeirClientContext {
         }
     }
 
-    fn stats(&self, _statistics: rdkafka::Statistics) {}
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.note_brokers(&statistics);
+    }
 }

@@ -135,6 +135,10 @@ impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.base.error(error, reason);
     }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.base.note_brokers(&statistics);
+    }
 }
 
 impl ProducerContext for DeliveryContext {

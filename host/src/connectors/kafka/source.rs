@@ -187,7 +187,7 @@ fn poll_loop(
                     push(&mut context.table(), &mut arena, &read, settings);
                 }
                 Some(Err(e)) => {
-                    report(settings, &mut errors, &e);
+                    report(&context.base, settings, &mut errors, &e);
                     break;
                 }
                 None => break,
@@ -204,14 +204,24 @@ fn poll_loop(
     Ok(())
 }
 
-fn report(settings: &PollSettings, errors: &mut LogLimiter, error: &KafkaError) {
-    if matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-    ) {
-        // Reported once through readiness; librdkafka reconnects by itself.
-        tracing::debug!(source = %settings.name, error = %error, "kafka consumer error");
-        return;
+/// A consumer's errors come from `poll`, not from the client's error callback.
+fn report(
+    client: &WeirClientContext,
+    settings: &PollSettings,
+    errors: &mut LogLimiter,
+    error: &KafkaError,
+) {
+    match error.rdkafka_error_code() {
+        // Reported through readiness (logged once there); librdkafka reconnects by itself.
+        Some(RDKafkaErrorCode::AllBrokersDown) => {
+            client.unreachable(&error.to_string());
+            return;
+        }
+        Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+            tracing::debug!(source = %settings.name, error = %error, "kafka consumer error");
+            return;
+        }
+        _ => {}
     }
     if let Some(held_back) = errors.allow() {
         tracing::warn!(source = %settings.name, error = %error, held_back, "kafka consumer error");
@@ -634,6 +644,7 @@ impl ClientContext for SourceClient {
     }
 
     fn stats(&self, statistics: Statistics) {
+        self.base.note_brokers(&statistics);
         let table = self.table();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
