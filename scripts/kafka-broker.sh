@@ -51,7 +51,7 @@ start() {
     "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine memory://tansu/ >"$run/broker.log" 2>&1 &
-    await_server "$run" "$port" "$run/broker.log" || exit 1
+    await_server "$run" "$port" "$run/broker.log" "$!" || exit 1
     echo "127.0.0.1:$port"
 }
 

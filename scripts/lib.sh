@@ -21,10 +21,10 @@ server_running() {
     [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null
 }
 
-# Records the server just started in the background (pid $!) on port $2 in run folder $1,
-# and waits up to 10 s for it to listen; on failure shows the tail of log $3 and stops it.
+# Records the server just started in the background with pid $4 on port $2 in run folder
+# $1, and waits up to 10 s for it to listen; on failure shows the tail of log $3 and stops it.
 await_server() {
-    local run="$1" port="$2" log="$3" pid="$!"
+    local run="$1" port="$2" log="$3" pid="$4"
     echo "$pid" >"$run/pid"
     echo "$port" >"$run/port"
     for _ in $(seq 1 100); do
@@ -39,10 +39,16 @@ await_server() {
     return 1
 }
 
-# Stops the server of run folder $1, if one runs.
+# Stops the server of run folder $1, if one runs, and waits up to 5 s for it to exit.
 stop_server() {
     if [ -f "$1/pid" ]; then
-        kill "$(cat "$1/pid")" 2>/dev/null || true
+        local pid
+        pid="$(cat "$1/pid")"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
         rm -f "$1/pid" "$1/port"
     fi
 }

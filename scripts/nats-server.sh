@@ -37,7 +37,7 @@ start() {
     rm -rf "$run/store"
     mkdir -p "$run/store"
     "$bin" -js -a 127.0.0.1 -p "$port" -sd "$run/store" >"$run/server.log" 2>&1 &
-    if ! await_server "$run" "$port" "$run/server.log"; then
+    if ! await_server "$run" "$port" "$run/server.log" "$!"; then
         rm -rf "$run/store"
         exit 1
     fi

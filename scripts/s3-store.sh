@@ -42,11 +42,17 @@ start() {
     port="$(free_port)"
     url="http://127.0.0.1:$port"
     "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$run/server.log" 2>&1 &
-    await_server "$run" "$port" "$run/server.log" || exit 1
-    AWS_ACCESS_KEY_ID=weir AWS_SECRET_ACCESS_KEY=weir "$venv/bin/python" - "$url" "$BUCKET" <<'EOF'
+    await_server "$run" "$port" "$run/server.log" "$!" || exit 1
+    if ! AWS_ACCESS_KEY_ID=weir AWS_SECRET_ACCESS_KEY=weir "$venv/bin/python" - "$url" "$BUCKET" <<'EOF'
 import sys, boto3
 boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1").create_bucket(Bucket=sys.argv[2])
 EOF
+    then
+        say "s3-store: cannot create the bucket $BUCKET; its log:"
+        tail -20 "$run/server.log" >&2
+        stop_server "$run"
+        exit 1
+    fi
     echo "$url"
 }
 

@@ -200,10 +200,6 @@ fn main() {
                 .2
                 .push(measured(EVENTS, || weir_run(&brokers, &input, &out, true)));
         }
-        eprintln!(
-            "round done: {:?}",
-            (results.0.last(), results.1.last(), results.2.last())
-        );
     }
     println!(
         "kafka → kafka, {EVENTS} events, {PARTITIONS} partitions (median of {rounds}; CPU is this process's, broker apart):"

@@ -558,6 +558,17 @@ fn an_unreachable_broker_makes_weir_not_ready_until_it_comes_back() {
     let _ = weir.finish(Duration::from_secs(30));
 }
 
+/// Events the sink `out` has delivered so far.
+fn sink_events_out(address: &str) -> u64 {
+    let (_, body) = http_get(address, "/api/v1/pipeline");
+    let pipeline: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    pipeline["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "out"))
+        .and_then(|c| c["counters"]["events_out"].as_u64())
+        .unwrap_or(0)
+}
+
 #[test]
 fn a_broker_stopped_and_started_mid_run_loses_nothing() {
     let _serial = serial();
@@ -590,10 +601,11 @@ fn a_broker_stopped_and_started_mid_run_loses_nothing() {
     );
 
     // Stopped mid-stream: the source says so through readiness.
+    let written_before = sink_events_out(&address);
     broker.stop();
     let stopped_at = reader.distinct();
     assert!(
-        stopped_at < want.len(),
+        written_before < want.len() as u64,
         "the stream ended before the broker stopped"
     );
     // The sink or the source, whichever notices first.
@@ -602,7 +614,11 @@ fn a_broker_stopped_and_started_mid_run_loses_nothing() {
         "no Kafka broker reachable",
         Duration::from_secs(30),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Still not ready more than one statistics interval (5 s) later: only a broker back
+    // makes it ready.
+    std::thread::sleep(Duration::from_secs(7));
+    let (status, why) = http_get(&address, "/readyz");
+    assert_eq!(status, 503, "ready while the broker is down: {why}");
     let broker = Broker::durable(port, &s3, &cluster);
 
     let complete = reader.read_distinct(Duration::from_secs(180), want.len());

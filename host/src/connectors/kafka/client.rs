@@ -1,7 +1,8 @@
 //! librdkafka client settings and the context every Kafka client of Weir shares: logs go to
 //! `tracing` under the component's name, and broker reachability feeds readiness.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -107,6 +108,10 @@ pub struct WeirClientContext {
     pub health: Health,
     /// Set while a problem is reported, so that the per-record `reachable` is one load.
     pub troubled: AtomicBool,
+    /// When the problem was reported, in µs since `created`: statistics count only
+    /// brokers that came up after it.
+    troubled_at: AtomicU64,
+    created: Instant,
 }
 
 impl WeirClientContext {
@@ -116,12 +121,16 @@ impl WeirClientContext {
             component: component.to_owned(),
             health,
             troubled: AtomicBool::new(false),
+            troubled_at: AtomicU64::new(0),
+            created: Instant::now(),
         }
     }
 
     /// Reports every broker unreachable, until a record, a commit or the statistics show
     /// one back.
     pub fn unreachable(&self, reason: &str) {
+        self.troubled_at
+            .store(self.micros_since_created(), Ordering::Release);
         // Problem first, flag second: librdkafka may call this from its own threads, and a
         // `reachable` in between must still find the flag set after.
         self.health.problem(
@@ -134,9 +143,25 @@ impl WeirClientContext {
     /// Marks the brokers reachable again when statistics show a broker connection up: the
     /// one sign of a broker's return while no record moves.
     pub fn note_brokers(&self, statistics: &rdkafka::Statistics) {
-        if statistics.brokers.values().any(|b| b.state == "UP") {
+        if !self.troubled.load(Ordering::Acquire) {
+            return;
+        }
+        let troubled_at = self.troubled_at.load(Ordering::Acquire);
+        let now = self.micros_since_created();
+        // librdkafka's internal pseudo-broker is always up; and a connection up for longer
+        // than the problem has lasted is from a snapshot taken before it.
+        let back = statistics.brokers.values().any(|b| {
+            b.source != "internal"
+                && b.state == "UP"
+                && now.saturating_sub(u64::try_from(b.stateage).unwrap_or(u64::MAX)) > troubled_at
+        });
+        if back {
             self.reachable();
         }
+    }
+
+    fn micros_since_created(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Marks the brokers reachable again (after a fetch, a delivery or a commit).

@@ -39,7 +39,13 @@ impl BatchDelivery {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push((index, error));
         }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Never below zero: a report the batch does not expect must not make it wait for
+        // ever.
+        let before = self
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        debug_assert!(before.is_ok(), "a delivery report its batch did not expect");
+        if before == Ok(1) {
             // Stores a permit when nobody waits yet, so the report is never missed.
             self.done.notify_one();
         }
@@ -72,8 +78,8 @@ const INDEX_BITS: u32 = usize::BITS / 2;
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 
 impl DeliveryContext {
-    /// A context for `component` with `slots` batches in delivery at most, and the free
-    /// slots to take them from.
+    /// A context over `base` with `slots` batches in delivery at most, and the free slots
+    /// to take them from.
     pub fn new(base: WeirClientContext, slots: usize) -> (Self, FreeSlots) {
         let (tx, rx) = mpsc::unbounded_channel();
         for slot in 0..slots {
@@ -235,8 +241,9 @@ mod tests {
             index: 63,
             free: tx,
         };
-        let opaque = DeliveryContext::opaque(&slot, 70_000);
+        // The largest index: batches hold at most 65,536 events (`flow.batch_size`).
+        let opaque = DeliveryContext::opaque(&slot, 65_535);
         assert_eq!(opaque >> INDEX_BITS, 63);
-        assert_eq!(opaque & INDEX_MASK, 70_000);
+        assert_eq!(opaque & INDEX_MASK, 65_535);
     }
 }

@@ -164,7 +164,10 @@ fn poll_loop(
         }
         context.set_paused(consumer, backlog);
         let wait = if backlog {
-            BACKLOG_WAIT
+            // Paused, nothing comes: wait for room instead, then poll at once to serve the
+            // group and its callbacks.
+            wait_for_room(&context.runtime, tx);
+            Duration::ZERO
         } else {
             POLL_WAIT.min(settings.linger)
         };
