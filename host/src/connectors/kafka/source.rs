@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::client::{WeirClientContext, consumer_config};
 use super::metrics::KafkaSourceMetrics;
-use super::partitions::{PartitionTable, ReadyBatch, commit_list, ids};
+use super::partitions::{PartitionId, PartitionTable, ReadyBatch, commit_list, ids};
 use super::transaction::{TransactionError, TransactionLink, Transactions};
 use crate::config::{EdgeFormat, KafkaSourceConfig, StartPosition};
 use crate::connectors::codec::decode_with;
@@ -44,6 +44,8 @@ const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
 /// A batch on its way from the poll thread to the pipeline.
 struct Outgoing {
+    /// Where its records were read.
+    partition: PartitionId,
     events: Vec<Event>,
     malformed: Vec<(Event, String)>,
     token: AckToken,
@@ -105,7 +107,13 @@ pub async fn run(
 
     let mut log_limit = LogLimiter::default();
     let mut forwarded = Ok(());
-    while let Some(out) = rx.recv().await {
+    let mut arena = Arena::default();
+    while let Some(mut out) = rx.recv().await {
+        if config.format == EdgeFormat::Json {
+            // Here rather than on the poll thread, which then only copies: parsing is the
+            // costliest step of a record, and this way it runs beside the polling.
+            transcode_json(&mut arena, &mut out);
+        }
         forwarded = deliver(&ctx, &mut log_limit, out.events, out.malformed, out.token).await;
         if forwarded.is_err() {
             break;
@@ -258,6 +266,7 @@ fn send_ready(table: &mut PartitionTable, tx: &mpsc::Sender<Outgoing>) -> bool {
         };
         let token = owner.tracker.token(next_offset);
         permit.send(Outgoing {
+            partition,
             events,
             malformed,
             token,
@@ -363,7 +372,8 @@ fn push(table: &mut PartitionTable, arena: &mut Arena, read: &Read<'_>, settings
     };
     let raw = message.payload().unwrap_or_default();
     let decoded = match settings.format {
-        EdgeFormat::Json => arena.json(raw),
+        // Kept as read: `transcode_json` parses it off the poll thread.
+        EdgeFormat::Json => Ok(arena.copy(raw)),
         format => decode_with(format, raw, |r| arena.copy(r)),
     };
     let record = match decoded {
@@ -386,6 +396,27 @@ fn push(table: &mut PartitionTable, arena: &mut Arena, read: &Read<'_>, settings
         record,
         settings.batch_size,
     );
+}
+
+/// Turns the JSON payloads of `out` into MessagePack; records that are not JSON move to its
+/// malformed records, with the reason.
+fn transcode_json(arena: &mut Arena, out: &mut Outgoing) {
+    let (topic, partition) = &out.partition;
+    let events = std::mem::take(&mut out.events);
+    out.events.reserve(events.len());
+    for mut event in events {
+        match arena.json(&event.payload) {
+            Ok(payload) => {
+                event.payload = payload;
+                out.events.push(event);
+            }
+            Err(reason) => {
+                let offset = event.origin.map_or(0, |o| o.offset);
+                out.malformed
+                    .push((event, format!("{topic}/{partition}@{offset}: {reason}")));
+            }
+        }
+    }
 }
 
 /// One number for a topic's partition, the same in every run, for [`Origin::partition`].
@@ -734,6 +765,45 @@ mod tests {
             .expect_err("invalid JSON");
         assert!(error.contains("key must be a string"), "{error}");
         assert_eq!(&arena.copy(b"next")[..], b"next");
+    }
+
+    #[test]
+    fn a_batch_of_json_is_transcoded_and_what_is_not_json_is_set_apart() {
+        let mut read = Arena::default();
+        let mut event = |payload: &[u8], offset: u64| Event {
+            payload: read.copy(payload),
+            origin: Some(Origin {
+                source: 0,
+                partition: 1,
+                offset,
+            }),
+            ..Event::default()
+        };
+        let events = vec![
+            event(br#"{"a":1}"#, 7),
+            event(b"{oops", 8),
+            event(b"[true]", 9),
+        ];
+        let mut out = Outgoing {
+            partition: ("orders".into(), 3),
+            events,
+            malformed: Vec::new(),
+            token: crate::delivery::AckTracker::new().token(10_i64),
+        };
+        transcode_json(&mut Arena::default(), &mut out);
+        let values: Vec<_> = out
+            .events
+            .iter()
+            .map(|e| crate::format::msgpack_to_json(&e.payload).expect("MessagePack"))
+            .collect();
+        assert_eq!(
+            values,
+            vec![serde_json::json!({"a": 1}), serde_json::json!([true])]
+        );
+        assert_eq!(out.malformed.len(), 1);
+        let (bad, reason) = &out.malformed[0];
+        assert_eq!(&bad.payload[..], b"{oops");
+        assert!(reason.starts_with("orders/3@8: "), "{reason}");
     }
 
     #[test]
