@@ -558,17 +558,6 @@ fn an_unreachable_broker_makes_weir_not_ready_until_it_comes_back() {
     let _ = weir.finish(Duration::from_secs(30));
 }
 
-/// Events the sink `out` has delivered so far.
-fn sink_events_out(address: &str) -> u64 {
-    let (_, body) = http_get(address, "/api/v1/pipeline");
-    let pipeline: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    pipeline["components"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == "out"))
-        .and_then(|c| c["counters"]["events_out"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_broker_stopped_and_started_mid_run_loses_nothing() {
     let _serial = serial();
@@ -601,7 +590,7 @@ fn a_broker_stopped_and_started_mid_run_loses_nothing() {
     );
 
     // Stopped mid-stream: the source says so through readiness.
-    let written_before = sink_events_out(&address);
+    let written_before = common::component_counter(&address, "out", "events_out");
     broker.stop();
     let stopped_at = reader.distinct();
     assert!(

@@ -301,15 +301,7 @@ inputs = ["bursts"]
     ));
     let mut weir = ws.start();
     let address = weir.address();
-    let taken = || {
-        let (_, body) = common::http_get(&address, "/api/v1/pipeline");
-        let pipeline: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        pipeline["components"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == "bursts"))
-            .and_then(|c| c["counters"]["events_in"].as_u64())
-            .unwrap_or(0)
-    };
+    let taken = || common::component_counter(&address, "bursts", "events_in");
     let wait = |what: &str, n: u64| {
         let deadline = Instant::now() + Duration::from_secs(60);
         while taken() < n {

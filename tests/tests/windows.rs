@@ -371,18 +371,6 @@ fn another_version(from: &std::path::Path, to: &std::path::Path) {
     std::fs::rename(&tmp, to).expect("rename");
 }
 
-fn stage_events_in(address: &str, stage: &str) -> u64 {
-    let (status, body) = common::http_get(address, "/api/v1/pipeline");
-    assert_eq!(status, 200, "{body}");
-    let pipeline: Value = serde_json::from_str(&body).expect("json");
-    // Empty until the pipeline has started.
-    pipeline["components"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["name"] == stage))
-        .and_then(|c| c["counters"]["events_in"].as_u64())
-        .unwrap_or(0)
-}
-
 /// The windows of a run without a reload, and of a run in which the plugin file is replaced
 /// (by `replace`) between two parts of the input, the second part starting mid-window.
 struct ReloadRun {
@@ -464,7 +452,7 @@ inputs = ["win"]
         }
     };
     wait("the first part", &|| {
-        stage_events_in(&address, "win") >= SPLIT as u64
+        common::component_counter(&address, "win", "events_in") >= SPLIT as u64
     });
     // A checkpoint has the first version fold in everything it was given.
     std::thread::sleep(Duration::from_millis(500));
@@ -478,7 +466,7 @@ inputs = ["win"]
         .expect("part 2");
     drop(file);
     wait("the second part", &|| {
-        stage_events_in(&address, "win") >= events.len() as u64
+        common::component_counter(&address, "win", "events_in") >= events.len() as u64
     });
     weir.wait_for(
         "switched to the new plugin version",

@@ -246,6 +246,19 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Counter `counter` (such as `events_in`) of component `name`, from `/api/v1/pipeline`;
+/// 0 until the pipeline has started.
+pub fn component_counter(address: &str, name: &str, counter: &str) -> u64 {
+    let (status, body) = http_get(address, "/api/v1/pipeline");
+    assert_eq!(status, 200, "{body}");
+    let pipeline: Value = serde_json::from_str(&body).expect("json");
+    pipeline["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .and_then(|c| c["counters"][counter].as_u64())
+        .unwrap_or(0)
+}
+
 pub fn component(pipeline: &Value, name: &str) -> Value {
     pipeline["components"]
         .as_array()
