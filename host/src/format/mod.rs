@@ -4,6 +4,10 @@
 //! obvious way: binary strings become arrays of byte values, non-string map keys become
 //! their JSON text, extension values are refused.
 
+mod transcode;
+
+pub use transcode::{JsonError, Output};
+
 use rmpv::Value as Msgpack;
 use serde_json::Value as Json;
 
@@ -12,7 +16,7 @@ use serde_json::Value as Json;
 pub enum FormatError {
     /// The bytes are not JSON.
     #[error("invalid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(#[from] JsonError),
     /// The bytes are not one complete MessagePack value.
     #[error("invalid MessagePack: {0}")]
     Msgpack(String),
@@ -31,20 +35,16 @@ pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, FormatError> {
     Ok(out)
 }
 
-/// [`json_to_msgpack`], appending to `out` (which must not fail to write, as a `Vec` or a
-/// `BytesMut` does not); on an error, part of the value may have been written.
+/// [`json_to_msgpack`], appending to `out`; on an error, part of the value may have been
+/// written.
 ///
 /// # Errors
 /// [`FormatError::Json`] for text that is not one JSON value.
-pub fn json_to_msgpack_into(text: &[u8], out: impl std::io::Write) -> Result<(), FormatError> {
-    // Streamed token by token: no JSON value tree, no MessagePack value tree.
-    let mut json = serde_json::Deserializer::from_slice(text);
-    let mut msgpack = rmp_serde::Serializer::new(out);
-    serde_transcode::transcode(&mut json, &mut msgpack).map_err(|e| {
-        // Writing cannot fail, so any error is the JSON's.
-        FormatError::Json(serde_json::Error::io(std::io::Error::other(e.to_string())))
-    })?;
-    json.end()?;
+pub fn json_to_msgpack_into<B: transcode::Output>(
+    text: &[u8],
+    out: &mut B,
+) -> Result<(), FormatError> {
+    transcode::transcode(text, out)?;
     Ok(())
 }
 
