@@ -762,6 +762,8 @@ sink = "dead"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The results may all be in before this run has even started.
+    weir.wait_for("pipeline running", Duration::from_secs(60));
     weir.signal("TERM");
     assert_eq!(weir.finish(Duration::from_secs(30)).code, 0);
     let got = results();

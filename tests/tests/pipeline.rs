@@ -373,6 +373,51 @@ overload = { delay = "5ms" }
 }
 
 #[test]
+fn sigterm_while_starting_drains_and_exits_cleanly() {
+    let ws = Workspace::new();
+    std::fs::write(ws.path("events.jsonl"), "{\"amount\":60}\n").unwrap();
+    // A fresh compile cache: the plugin compiles during start-up, so the signal lands then.
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+cache_dir = "fresh-cache"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+follow = true
+[stages.big]
+type = "handler"
+plugin = "threshold"
+inputs = ["in"]
+config = { field = "amount", min = 50 }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["big"]
+"#,
+    );
+    let mut weir = ws.start();
+    weir.wait_for("loading the pipeline", Duration::from_secs(30));
+    weir.signal("TERM");
+    let done = weir.finish(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let at = |needle: &str| {
+        done.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?}:\n{}", done.stderr))
+    };
+    assert!(
+        at("signal received") < at("pipeline running"),
+        "the signal came during start-up and was kept:\n{}",
+        done.stderr
+    );
+    done.summary();
+}
+
+#[test]
 fn invalid_pipeline_files_are_refused_with_file_line_and_fix() {
     let ws = Workspace::new();
     let base_source = "[sources.in]\ntype = \"file\"\npath = \"x.jsonl\"\n";

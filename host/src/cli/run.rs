@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use clap::Args;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_EVENTS_FAILED, EXIT_OK, EXIT_UNUSABLE, fail};
@@ -75,10 +76,6 @@ pub(super) fn validate(args: &ValidateArgs) -> u8 {
 }
 
 pub(super) fn run(args: &RunArgs) -> u8 {
-    let (loaded, directory, registry) = match prepare(&args.file) {
-        Ok(prepared) => prepared,
-        Err(code) => return code,
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,10 +83,28 @@ pub(super) fn run(args: &RunArgs) -> u8 {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(serve(loaded, directory, registry))
+    runtime.block_on(async {
+        // Watched before the plugins compile, so a stop asked for during start-up is a
+        // clean drain and exit 0, not death by the signal.
+        let signals = match Signals::watch() {
+            Ok(signals) => signals,
+            Err(e) => return fail(format!("cannot watch SIGTERM and SIGINT: {e}")),
+        };
+        tracing::info!(file = %args.file.display(), "loading the pipeline and its plugins");
+        let (loaded, directory, registry) = match prepare(&args.file) {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
+        serve(loaded, directory, registry, signals).await
+    })
 }
 
-async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: PluginRegistry) -> u8 {
+async fn serve(
+    loaded: LoadedConfig,
+    directory: PluginDirectory,
+    registry: PluginRegistry,
+    signals: Signals,
+) -> u8 {
     let config = &loaded.config;
     let metrics = Arc::new(Metrics::new());
     let reloader = Arc::new(Reloader::new(
@@ -134,7 +149,7 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: Plugi
         });
     }
 
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(signals.stop(shutdown.clone()));
 
     if config.plugins.watch
         && !registry.is_empty()
@@ -188,7 +203,6 @@ async fn serve(loaded: LoadedConfig, directory: PluginDirectory, registry: Plugi
     code
 }
 
-/// First SIGINT or SIGTERM: stop the sources and drain. Second: exit at once.
 /// Once a second: stops taps nobody watches any more and drops feed clients that stopped
 /// reading, as configured.
 async fn sweep_feed(state: Arc<ApiState>, stop: CancellationToken) {
@@ -203,27 +217,37 @@ async fn sweep_feed(state: Arc<ApiState>, stop: CancellationToken) {
     }
 }
 
-async fn watch_signals(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM");
-            return;
-        }
-    };
-    for round in 0..2 {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        if round == 0 {
-            tracing::info!(
-                "signal received; stopping sources and draining (again to exit at once)"
-            );
-            shutdown.cancel();
-        } else {
-            tracing::warn!("second signal; exiting without draining");
-            std::process::exit(i32::from(EXIT_UNUSABLE) + 128);
+/// SIGTERM and SIGINT, registered with the OS from [`Signals::watch`] on, so one that comes
+/// before [`Signals::stop`] runs is kept, not lost.
+struct Signals {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn watch() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// First SIGINT or SIGTERM: stop the sources and drain. Second: exit at once.
+    async fn stop(mut self, shutdown: CancellationToken) {
+        for round in 0..2 {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.term.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!(
+                    "signal received; stopping sources and draining (again to exit at once)"
+                );
+                shutdown.cancel();
+            } else {
+                tracing::warn!("second signal; exiting without draining");
+                std::process::exit(i32::from(EXIT_UNUSABLE) + 128);
+            }
         }
     }
 }

@@ -763,7 +763,10 @@ mod tests {
         let error = arena
             .json(br#"{"amount":1, oops}"#)
             .expect_err("invalid JSON");
-        assert!(error.contains("expected a string key at byte 13"), "{error}");
+        assert!(
+            error.contains("expected a string key at byte 13"),
+            "{error}"
+        );
         assert_eq!(&arena.copy(b"next")[..], b"next");
     }
 
