@@ -1,7 +1,8 @@
 //! JSON → MessagePack, the per-record parse of the Kafka, NATS and HTTP sources: Weir's
 //! one-pass transcoder against serde_json parsing the same text into its value tree (the
 //! baseline: parsing alone, before any MessagePack is written) and against the tree then
-//! encoded with rmpv, in the same run.
+//! encoded with rmpv, in the same run. And back, MessagePack → JSON as the sinks write it:
+//! the one-pass renderer against the value tree then serde_json.
 //!
 //! `cargo bench -p weir --bench json`
 
@@ -66,6 +67,35 @@ fn json(c: &mut Criterion) {
                 for text in &records {
                     let value: serde_json::Value = serde_json::from_slice(text).expect("JSON");
                     black_box(weir::format::json_value_to_msgpack(&value));
+                }
+            });
+        });
+        group.finish();
+
+        let payloads: Vec<Vec<u8>> = records
+            .iter()
+            .map(|text| weir::format::json_to_msgpack(text).expect("JSON"))
+            .collect();
+        let mut group = c.benchmark_group(format!("json_out_{shape}"));
+        group.throughput(Throughput::Elements(RECORDS as u64));
+        group.bench_function("weir_render", |b| {
+            let mut out = Vec::with_capacity(512);
+            b.iter(|| {
+                for payload in &payloads {
+                    out.clear();
+                    weir::format::msgpack_to_json_into(payload, &mut out).expect("MessagePack");
+                    black_box(&out);
+                }
+            });
+        });
+        group.bench_function("value_tree_then_serde_json", |b| {
+            let mut out = Vec::with_capacity(512);
+            b.iter(|| {
+                for payload in &payloads {
+                    out.clear();
+                    let value = weir::format::msgpack_to_json(payload).expect("MessagePack");
+                    serde_json::to_writer(&mut out, &value).expect("JSON");
+                    black_box(&out);
                 }
             });
         });

@@ -5,7 +5,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::config::EdgeFormat;
 use crate::event::Event;
-use crate::format::{json_to_msgpack, msgpack_to_json};
+use crate::format::{json_to_msgpack, msgpack_to_json, msgpack_to_json_into};
 
 /// Turns one record read at the edge into a payload.
 ///
@@ -44,15 +44,14 @@ pub fn decode_with(
 /// a sink never refuses what a source let through (such as malformed input dead-lettered).
 pub fn encode(format: EdgeFormat, envelope: bool, event: &Event, out: &mut Vec<u8>) {
     match format {
-        EdgeFormat::Json => {
-            let payload = payload_json(&event.payload);
-            let value = if envelope {
-                envelope_json(event, payload)
-            } else {
-                payload
-            };
+        EdgeFormat::Json if envelope => {
+            let value = envelope_json(event, payload_json(&event.payload));
             // Writing JSON into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, &value);
+            out.push(b'\n');
+        }
+        EdgeFormat::Json => {
+            write_payload_json(&event.payload, out);
             out.push(b'\n');
         }
         EdgeFormat::Msgpack => out.extend_from_slice(&event.payload),
@@ -68,6 +67,15 @@ pub fn encode_batch(format: EdgeFormat, envelope: bool, events: &[Event], out: &
     out.clear();
     for event in events {
         encode(format, envelope, event, out);
+    }
+}
+
+/// Appends a payload as JSON text: the JSON form of its MessagePack, or, for bytes that are
+/// not MessagePack, a JSON string of them.
+pub fn write_payload_json(payload: &[u8], out: &mut Vec<u8>) {
+    if msgpack_to_json_into(payload, out).is_err() {
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(payload));
     }
 }
 

@@ -4,8 +4,10 @@
 //! obvious way: binary strings become arrays of byte values, non-string map keys become
 //! their JSON text, extension values are refused.
 
+mod render;
 mod transcode;
 
+pub use render::msgpack_to_json_into;
 pub use transcode::{JsonError, Output};
 
 use rmpv::Value as Msgpack;

@@ -20,9 +20,9 @@ use super::delivery::{DeliveryContext, Slot};
 use super::transaction::TransactionLink;
 use crate::config::{EdgeFormat, KafkaSinkConfig};
 use crate::connectors::SinkContext;
+use crate::connectors::codec::write_payload_json;
 use crate::delivery::{DeadLetterReason, dead_letter_event};
 use crate::event::{Batch, Event, now_ms};
-use crate::format::msgpack_to_json;
 use crate::health::Health;
 
 /// Attempts per record before it is dead-lettered.
@@ -164,11 +164,7 @@ impl KafkaSink {
         let payload: &[u8] = match self.format {
             EdgeFormat::Json => {
                 value.clear();
-                let json = msgpack_to_json(&event.payload).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&event.payload).into_owned())
-                });
-                // Writing JSON into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *value, &json);
+                write_payload_json(&event.payload, value);
                 value
             }
             EdgeFormat::Msgpack | EdgeFormat::Raw => &event.payload,
