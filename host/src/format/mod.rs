@@ -86,15 +86,19 @@ fn to_msgpack(value: &Json) -> Msgpack {
 /// # Errors
 /// [`FormatError::Msgpack`] for bytes that are not exactly one MessagePack value;
 /// [`FormatError::Extension`] for extension types.
-pub fn msgpack_to_json(mut bytes: &[u8]) -> Result<Json, FormatError> {
-    let value =
-        rmpv::decode::read_value(&mut bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
-    if !bytes.is_empty() {
+pub fn msgpack_to_json(bytes: &[u8]) -> Result<Json, FormatError> {
+    // rmpv reads the reserved byte 0xc1 as nil; the specification, and Weir's own reader
+    // that plugins and the renderer use, refuse it. Checking first keeps all paths agreeing.
+    let len =
+        weir_plugin_sdk::msgpack::skip(bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
+    if len < bytes.len() {
         return Err(FormatError::Msgpack(format!(
             "{} bytes after the value",
-            bytes.len()
+            bytes.len() - len
         )));
     }
+    let value = rmpv::decode::read_value(&mut &bytes[..])
+        .map_err(|e| FormatError::Msgpack(e.to_string()))?;
     to_json(value)
 }
 
@@ -182,6 +186,17 @@ mod tests {
             msgpack_to_json(&packed),
             Err(FormatError::Msgpack(_))
         ));
+    }
+
+    #[test]
+    fn the_reserved_byte_is_refused_by_the_tree_and_the_renderer() {
+        for payload in [&[0xc1][..], &[0x92, 0x01, 0xc1], &[0x81, 0xa1, b'a', 0xc1]] {
+            let err = msgpack_to_json(payload).unwrap_err().to_string();
+            assert!(err.contains("0xc1"), "{err}");
+            let mut out = Vec::new();
+            assert!(msgpack_to_json_into(payload, &mut out).is_err());
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
