@@ -87,10 +87,7 @@ fn to_msgpack(value: &Json) -> Msgpack {
 /// [`FormatError::Msgpack`] for bytes that are not exactly one MessagePack value;
 /// [`FormatError::Extension`] for extension types.
 pub fn msgpack_to_json(bytes: &[u8]) -> Result<Json, FormatError> {
-    // rmpv reads the reserved byte 0xc1 as nil; the specification, and Weir's own reader
-    // that plugins and the renderer use, refuse it. Checking first keeps all paths agreeing.
-    let len =
-        weir_plugin_sdk::msgpack::skip(bytes).map_err(|e| FormatError::Msgpack(e.to_string()))?;
+    let len = measure(bytes)?;
     if len < bytes.len() {
         return Err(FormatError::Msgpack(format!(
             "{} bytes after the value",
@@ -100,6 +97,67 @@ pub fn msgpack_to_json(bytes: &[u8]) -> Result<Json, FormatError> {
     let value = rmpv::decode::read_value(&mut &bytes[..])
         .map_err(|e| FormatError::Msgpack(e.to_string()))?;
     to_json(value)
+}
+
+/// MessagePack nested deeper than this is refused on the way to JSON, by the value tree
+/// and the renderer alike: well inside what rmpv's reader allows, so the two agree, and
+/// neither can exhaust the stack.
+const MAX_DEPTH: usize = 256;
+
+/// A map key that is not a string is written as its JSON text; a longer text is refused.
+/// Keys within such keys double their escapes at every level, so without a bound a payload
+/// of a few dozen bytes could ask for terabytes.
+const MAX_KEY_TEXT: usize = 64 * 1024;
+
+fn nested_too_deeply() -> FormatError {
+    FormatError::Msgpack(format!("nested more than {MAX_DEPTH} deep"))
+}
+
+fn key_too_long() -> FormatError {
+    FormatError::Msgpack(format!(
+        "a map key's JSON text is longer than {MAX_KEY_TEXT} bytes"
+    ))
+}
+
+/// The length of the one MessagePack value at the start of `bytes`, checked with Weir's
+/// own reader: rmpv would read the reserved byte 0xc1 as nil, where the specification, the
+/// renderer and plugins refuse it. Refuses nesting past [`MAX_DEPTH`].
+fn measure(bytes: &[u8]) -> Result<usize, FormatError> {
+    use weir_plugin_sdk::msgpack::{self, DecodeError, Value};
+    let bad = |e: DecodeError| FormatError::Msgpack(e.to_string());
+    let mut at = 0;
+    // Items still to read in each open container, innermost last.
+    let mut open: Vec<u64> = Vec::new();
+    loop {
+        if open.len() > MAX_DEPTH {
+            return Err(nested_too_deeply());
+        }
+        let rest = bytes.get(at..).ok_or(DecodeError::Truncated).map_err(bad)?;
+        let (value, used) = msgpack::read(rest).map_err(bad)?;
+        at += used;
+        let items = match value {
+            Value::Array { len, .. } => u64::from(len),
+            Value::Map { len, .. } => 2 * u64::from(len),
+            _ => 0,
+        };
+        if items > 0 {
+            open.push(items);
+            continue;
+        }
+        // A whole value read: it completes the containers it was the last item of.
+        loop {
+            match open.last_mut() {
+                None => return Ok(at),
+                Some(left) if *left > 1 => {
+                    *left -= 1;
+                    break;
+                }
+                Some(_) => {
+                    open.pop();
+                }
+            }
+        }
+    }
 }
 
 fn to_json(value: Msgpack) -> Result<Json, FormatError> {
@@ -126,7 +184,13 @@ fn to_json(value: Msgpack) -> Result<Json, FormatError> {
             for (k, v) in entries {
                 let key = match k {
                     Msgpack::String(s) => s.into_str().unwrap_or_default(),
-                    other => to_json(other)?.to_string(),
+                    other => {
+                        let text = to_json(other)?.to_string();
+                        if text.len() > MAX_KEY_TEXT {
+                            return Err(key_too_long());
+                        }
+                        text
+                    }
                 };
                 map.insert(key, to_json(v)?);
             }

@@ -9,11 +9,9 @@ use std::cell::RefCell;
 
 use weir_plugin_sdk::msgpack::{self, Value};
 
-use super::{FormatError, msgpack_to_json};
-
-/// Nesting past this is refused, as by rmpv's reader, so a hostile payload cannot exhaust
-/// the stack.
-const MAX_DEPTH: usize = 1024;
+use super::{
+    FormatError, MAX_DEPTH, MAX_KEY_TEXT, key_too_long, msgpack_to_json, nested_too_deeply,
+};
 /// Maps with more entries than this go to the value tree: comparing each key with every
 /// earlier one would cost more than the tree.
 const MAX_COMPARED_KEYS: u32 = 64;
@@ -83,9 +81,7 @@ fn render(
     depth: usize,
 ) -> Result<usize, Stop> {
     if depth > MAX_DEPTH {
-        return Err(Stop::Refused(FormatError::Msgpack(
-            "nested too deeply".into(),
-        )));
+        return Err(Stop::Refused(nested_too_deeply()));
     }
     let (value, mut used) = msgpack::read(buf).map_err(bad)?;
     // Writing JSON into a Vec cannot fail.
@@ -174,6 +170,9 @@ fn render_key(
     }
     let mut text = Vec::new();
     let used = render(buf, &mut text, keys, depth)?;
+    if text.len() > MAX_KEY_TEXT {
+        return Err(Stop::Refused(key_too_long()));
+    }
     let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(&text));
     Ok(used)
 }
@@ -301,5 +300,38 @@ mod tests {
         let mut shallow = vec![0x91; 100];
         shallow.push(0xc0);
         assert_eq!(fast(&shallow), reference(&shallow));
+    }
+
+    #[test]
+    fn nesting_stops_where_the_value_tree_stops() {
+        // Arrays, and maps whose values nest (`{nil: ...}`), as deep as allowed and one more.
+        for (opening, per_level) in [(&[0x91][..], 1), (&[0x81, 0xc0][..], 2)] {
+            for levels in [MAX_DEPTH, MAX_DEPTH + 1] {
+                let mut payload = opening.repeat(levels);
+                payload.push(0xc0);
+                let tree = reference(&payload);
+                assert_eq!(tree.is_some(), levels == MAX_DEPTH, "{per_level} {levels}");
+                assert_eq!(fast(&payload), tree, "{levels} levels");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_within_keys_cannot_blow_up() {
+        // 81 bytes: a map whose key is a map whose key is ..., 40 deep. Each level escapes
+        // the quotes and backslashes of the one inside, so the text would double each time.
+        let mut payload = vec![0x81; 40];
+        payload.extend([0xc0; 41]);
+        let mut out = Vec::new();
+        let err = msgpack_to_json_into(&payload, &mut out).unwrap_err();
+        assert!(err.to_string().contains("map key's JSON text"), "{err}");
+        assert!(out.is_empty());
+        let err = msgpack_to_json(&payload).unwrap_err();
+        assert!(err.to_string().contains("map key's JSON text"), "{err}");
+        // A few levels are fine, and the same both ways.
+        let mut few = vec![0x81; 3];
+        few.extend([0xc0; 4]);
+        assert_eq!(fast(&few), reference(&few));
+        assert!(fast(&few).is_some());
     }
 }
