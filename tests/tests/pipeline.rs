@@ -418,6 +418,49 @@ inputs = ["big"]
 }
 
 #[test]
+fn a_second_signal_during_start_up_exits_at_once() {
+    let ws = Workspace::new();
+    std::fs::write(ws.path("events.jsonl"), "{\"amount\":60}\n").unwrap();
+    // A Python component in a fresh compile cache takes seconds to compile: both signals
+    // land while the pipeline is still starting.
+    ws.pipeline(
+        r#"
+[server]
+enabled = false
+[plugins]
+dir = "{plugins}"
+cache_dir = "fresh-cache"
+[sources.in]
+type = "file"
+path = "events.jsonl"
+follow = true
+[stages.big]
+type = "handler"
+plugin = "threshold-py"
+inputs = ["in"]
+config = { field = "amount", min = 50 }
+[sinks.out]
+type = "file"
+path = "out.jsonl"
+inputs = ["big"]
+"#,
+    );
+    let mut weir = ws.start();
+    weir.wait_for("loading the pipeline", Duration::from_secs(30));
+    weir.signal("INT");
+    weir.wait_for("signal received", Duration::from_secs(10));
+    weir.signal("INT");
+    let done = weir.finish(Duration::from_secs(10));
+    assert_eq!(done.code, 130, "{}", done.stderr);
+    assert!(done.stderr.contains("second signal"), "{}", done.stderr);
+    assert!(
+        !done.stderr.contains("pipeline running"),
+        "both signals came during start-up:\n{}",
+        done.stderr
+    );
+}
+
+#[test]
 fn invalid_pipeline_files_are_refused_with_file_line_and_fix() {
     let ws = Workspace::new();
     let base_source = "[sources.in]\ntype = \"file\"\npath = \"x.jsonl\"\n";

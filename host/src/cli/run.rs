@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use clap::Args;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::{EXIT_EVENTS_FAILED, EXIT_OK, EXIT_UNUSABLE, fail};
@@ -217,37 +217,44 @@ async fn sweep_feed(state: Arc<ApiState>, stop: CancellationToken) {
     }
 }
 
-/// SIGTERM and SIGINT, registered with the OS from [`Signals::watch`] on, so one that comes
-/// before [`Signals::stop`] runs is kept, not lost.
+/// SIGTERM and SIGINT, watched from [`Signals::watch`] on by a task of their own, so they
+/// are answered even while the pipeline is still starting.
 struct Signals {
-    term: Signal,
-    interrupt: Signal,
+    /// Cancelled by the first signal.
+    requested: CancellationToken,
 }
 
 impl Signals {
+    /// First SIGINT or SIGTERM: stop the sources and drain (once the pipeline runs, or as
+    /// soon as it does). Second: exit at once, even during start-up.
     fn watch() -> std::io::Result<Self> {
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-        })
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let requested = CancellationToken::new();
+        let first = requested.clone();
+        tokio::spawn(async move {
+            for round in 0..2 {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if round == 0 {
+                    tracing::info!(
+                        "signal received; stopping sources and draining (again to exit at once)"
+                    );
+                    first.cancel();
+                } else {
+                    tracing::warn!("second signal; exiting without draining");
+                    std::process::exit(i32::from(EXIT_UNUSABLE) + 128);
+                }
+            }
+        });
+        Ok(Self { requested })
     }
 
-    /// First SIGINT or SIGTERM: stop the sources and drain. Second: exit at once.
-    async fn stop(mut self, shutdown: CancellationToken) {
-        for round in 0..2 {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.term.recv() => {}
-            }
-            if round == 0 {
-                tracing::info!(
-                    "signal received; stopping sources and draining (again to exit at once)"
-                );
-                shutdown.cancel();
-            } else {
-                tracing::warn!("second signal; exiting without draining");
-                std::process::exit(i32::from(EXIT_UNUSABLE) + 128);
-            }
-        }
+    /// Stops the pipeline through `shutdown` once a stop is asked for.
+    async fn stop(self, shutdown: CancellationToken) {
+        self.requested.cancelled().await;
+        shutdown.cancel();
     }
 }
