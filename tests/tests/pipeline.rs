@@ -372,13 +372,13 @@ overload = { delay = "5ms" }
     );
 }
 
-#[test]
-fn sigterm_while_starting_drains_and_exits_cleanly() {
+/// A workspace whose pipeline, in a fresh compile cache, compiles `plugin` while it starts:
+/// signals sent after "loading the pipeline" land during start-up.
+fn starting_pipeline(plugin: &str) -> Workspace {
     let ws = Workspace::new();
-    std::fs::write(ws.path("events.jsonl"), "{\"amount\":60}\n").unwrap();
-    // A fresh compile cache: the plugin compiles during start-up, so the signal lands then.
+    std::fs::write(ws.path("events.jsonl"), "{\"amount\":60}\n").expect("write events");
     ws.pipeline(
-        r#"
+        &r#"
 [server]
 enabled = false
 [plugins]
@@ -390,15 +390,22 @@ path = "events.jsonl"
 follow = true
 [stages.big]
 type = "handler"
-plugin = "threshold"
+plugin = "PLUGIN"
 inputs = ["in"]
 config = { field = "amount", min = 50 }
 [sinks.out]
 type = "file"
 path = "out.jsonl"
 inputs = ["big"]
-"#,
+"#
+        .replace("PLUGIN", plugin),
     );
+    ws
+}
+
+#[test]
+fn sigterm_while_starting_drains_and_exits_cleanly() {
+    let ws = starting_pipeline("threshold");
     let mut weir = ws.start();
     weir.wait_for("loading the pipeline", Duration::from_secs(30));
     weir.signal("TERM");
@@ -419,32 +426,8 @@ inputs = ["big"]
 
 #[test]
 fn a_second_signal_during_start_up_exits_at_once() {
-    let ws = Workspace::new();
-    std::fs::write(ws.path("events.jsonl"), "{\"amount\":60}\n").unwrap();
-    // A Python component in a fresh compile cache takes seconds to compile: both signals
-    // land while the pipeline is still starting.
-    ws.pipeline(
-        r#"
-[server]
-enabled = false
-[plugins]
-dir = "{plugins}"
-cache_dir = "fresh-cache"
-[sources.in]
-type = "file"
-path = "events.jsonl"
-follow = true
-[stages.big]
-type = "handler"
-plugin = "threshold-py"
-inputs = ["in"]
-config = { field = "amount", min = 50 }
-[sinks.out]
-type = "file"
-path = "out.jsonl"
-inputs = ["big"]
-"#,
-    );
+    // A Python component takes seconds to compile: both signals land during start-up.
+    let ws = starting_pipeline("threshold-py");
     let mut weir = ws.start();
     weir.wait_for("loading the pipeline", Duration::from_secs(30));
     weir.signal("INT");
